@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * samepage.h - libsamepage: Kernel Samepage Merging (KSM) in userspace.
+ *
+ * A program registers memory with samepage_madvise(), the way it would call
+ * madvise(MADV_MERGEABLE). A scanner thread inside the process finds pages
+ * with identical content and makes them share one physical page,
+ * copy-on-write: the page is copied into a private memfd ("the store") and
+ * every duplicate is replaced by a MAP_PRIVATE mapping of that store page.
+ * The first write to a merged page makes the kernel give the writer a private
+ * copy, exactly as for a KSM page. No root, no global switch; merging is
+ * confined to the calling process.
+ *
+ * Knobs and counters carry the names, text values, ranges and errno of
+ * /sys/kernel/mm/ksm, so an operator who knows KSM knows samepage.
+ *
+ * THE CONTRACT FOR REGISTERED MEMORY
+ *
+ *   - It must be private anonymous memory (MAP_PRIVATE|MAP_ANONYMOUS), mapped
+ *     readable and writable, when it is registered.
+ *   - It must not be registered with another userfaultfd.
+ *   - It must not be used for long-term pins: io_uring fixed buffers, RDMA
+ *     memory regions, VFIO DMA. A pinned page that is merged stops receiving
+ *     the device's writes.
+ *   - It must be unregistered (SAMEPAGE_UNMERGEABLE) before it is unmapped,
+ *     remapped, mprotect()ed to PROT_NONE or MADV_DONTNEED/MADV_FREE'd; or
+ *     released with samepage_munmap(). Unregistering restores plain anonymous
+ *     memory with the same content.
+ *   - While a page is being merged (a few microseconds) a thread that writes
+ *     to it, or a system call that writes into it (read(2), recv(2), ...),
+ *     blocks until the merge ends; it never fails and the write is never lost.
+ *   - After fork(), the child keeps the merged pages it inherited (they stay
+ *     copy-on-write); the engine keeps every store page that existed at the
+ *     fork until the engine ends, since the child may still map it. The child
+ *     starts with no registered memory and no scanner.
+ *
+ * ERRORS
+ *
+ * Every function returns 0 on success or -1 with errno set, like a system
+ * call. EINVAL: bad value, unaligned address, bad advice. ENOENT: unknown
+ * knob. ENOMEM: the range is not (entirely) mapped, or out of memory.
+ * EBUSY: the kernel would refuse this change now. EPERM / ENOSYS: userfaultfd
+ * is not available to this process (the reason is also printed to stderr once).
+ * ETIMEDOUT: samepage_wait_scans() timed out.
+ *
+ * Thread safety: every function may be called from any thread.
+ */
+#ifndef SAMEPAGE_H
+#define SAMEPAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SAMEPAGE_API __attribute__((visibility("default")))
+
+#define SAMEPAGE_MERGEABLE 1
+#define SAMEPAGE_UNMERGEABLE 2
+
+/*
+ * Like madvise(2) with MADV_MERGEABLE / MADV_UNMERGEABLE over
+ * [addr, addr + len). addr must be page aligned; len is rounded up to a page.
+ * Registering memory starts the scanner thread (with run=1 it merges).
+ * Unregistering breaks every merge in the range first, so the range is plain
+ * private anonymous memory again when it returns. Registering an already
+ * registered range, or unregistering an unregistered one, is not an error.
+ * Returns 0, or -1 with errno (EINVAL, ENOMEM, EPERM, ENOSYS).
+ */
+SAMEPAGE_API int samepage_madvise(void *addr, size_t len, int advice);
+
+/*
+ * Unregisters [addr, addr + len) and unmaps it: the safe way to free
+ * registered memory. Returns 0, or -1 with errno as munmap(2).
+ */
+SAMEPAGE_API int samepage_munmap(void *addr, size_t len);
+
+/*
+ * Knobs and counters by their /sys/kernel/mm/ksm names, values as text
+ * (a trailing newline is accepted, as sysfs does). samepage_get() writes the
+ * value without a newline, NUL terminated. Counters are read-only (EACCES on
+ * write, as sysfs file permissions would give). Returns 0, or -1 with errno:
+ * ENOENT unknown name, EINVAL bad value, EBUSY change refused now, ERANGE
+ * buffer too small.
+ */
+SAMEPAGE_API int samepage_set(const char *name, const char *value);
+SAMEPAGE_API int samepage_get(const char *name, char *buf, size_t len);
+
+/* A consistent snapshot of every counter, named like /sys/kernel/mm/ksm. */
+struct samepage_stats {
+	uint64_t pages_shared;       /* store pages in use (KSM pages)           */
+	uint64_t pages_sharing;      /* sharers beyond the first, summed          */
+	uint64_t pages_unshared;     /* unique pages in the unstable index        */
+	uint64_t pages_volatile;     /* tracked pages changing too fast to merge  */
+	uint64_t pages_scanned;      /* pages visited, all time                   */
+	uint64_t pages_skipped;      /* pages smart_scan skipped, all time        */
+	uint64_t full_scans;         /* completed passes over registered memory   */
+	uint64_t ksm_zero_pages;     /* pages dropped to the zero page            */
+	uint64_t stable_node_chains; /* contents with more than max_page_sharing  */
+	uint64_t stable_node_dups;   /* store pages that belong to a chain        */
+	int64_t general_profit;      /* bytes saved minus metadata, see man page  */
+	/* Engine-only figures (not in the kernel's sysfs). */
+	uint64_t rmap_items;         /* tracked pages (like ksm_rmap_items)       */
+	uint64_t metadata_bytes;     /* engine memory for tracking                */
+	uint64_t mappings;           /* kernel mappings the engine created        */
+	uint64_t mappings_budget;    /* mappings it may still create              */
+	uint64_t longest_batch_ns;   /* longest uninterrupted scan batch          */
+	uint64_t scan_cpu_ns;        /* scanner thread CPU time                   */
+};
+SAMEPAGE_API int samepage_stats(struct samepage_stats *out);
+
+/*
+ * Blocks until n more full scans have completed or timeout_ms passes
+ * (timeout_ms < 0: no limit). Scans only happen while run is 1 and memory
+ * is registered. Returns 0, or -1 with errno ETIMEDOUT.
+ */
+SAMEPAGE_API int samepage_wait_scans(unsigned n, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SAMEPAGE_H */

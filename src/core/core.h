@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core.h - the merging algorithm, over an abstract memory backend.
+ *
+ * Nothing under src/core issues a system call: it sees memory only through
+ * struct sp_backend, so the same code drives the engine (local backend), the
+ * estimator (remote read-only backend) and the tests (fake backend).
+ *
+ * The core is not thread safe: the engine serialises every call with its own
+ * lock.
+ */
+#ifndef SP_CORE_H
+#define SP_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/knobs.h"
+#include "core/rmap.h"
+#include "core/stable.h"
+#include "core/unstable.h"
+#include "mem/backend.h"
+
+/* Counters kept by the scan; the rest of struct samepage_stats is derived. */
+struct sp_counters {
+	uint64_t pages_scanned;
+	uint64_t pages_skipped;
+	uint64_t full_scans;
+	uint64_t pages_unshared;
+	uint64_t ksm_zero_pages;
+	uint64_t longest_batch_ns;
+	uint64_t merge_failures; /* merges abandoned: content changed, ENOMEM, ... */
+	uint64_t rmap_items;     /* items with SP_IT_SEEN                           */
+};
+
+#define SP_BATCH_MAX 64 /* pages read, hashed and merged together */
+
+struct sp_core {
+	struct sp_backend *be;
+	struct sp_knobs knobs;
+	struct sp_rmap rmap;        /* regions and per-page items        */
+	struct sp_stable stable;    /* store pages and their index       */
+	struct sp_unstable unstable;/* this scan's unique pages          */
+	struct sp_counters cnt;
+
+	/* scan cursor */
+	uint32_t cur_region; /* index into rmap.regions            */
+	uint64_t cur_page;   /* next page of that region           */
+	uint8_t seq;         /* full_scans, low bits: unstable gen */
+
+	uint64_t last_prune_ns;
+
+	/* scratch for one batch */
+	uint8_t flags[SP_BATCH_MAX];
+	uint64_t hashes[SP_BATCH_MAX];
+	uint8_t *buf;      /* SP_BATCH_MAX pages: the batch's content */
+	uint8_t *verify;   /* SP_BATCH_MAX pages: re-read under freeze */
+	uint8_t *partner;  /* SP_BATCH_MAX pages: partner pages      */
+};
+
+/* Stats as struct samepage_stats fields, computed from the core. */
+struct samepage_stats;
+
+/* Returns 0 or -ENOMEM. */
+int sp_core_init(struct sp_core *c, struct sp_backend *be);
+void sp_core_destroy(struct sp_core *c);
+
+/* Tracks [start, start + npages pages); pieces already tracked are left as
+ * they are. 0 or -errno. */
+int sp_core_add_range(struct sp_core *c, uintptr_t start, uint64_t npages);
+/* Breaks merges in [start, ...) and stops tracking it. 0 or -errno. */
+int sp_core_remove_range(struct sp_core *c, uintptr_t start, uint64_t npages);
+
+/* Scans up to max_pages present pages, stopping early when deadline_ns
+ * (backend clock, 0: none) passes. Returns pages scanned. */
+uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_ns);
+
+/* run=2: breaks every merge, forgets every stable page. 0 or -errno. */
+int sp_core_unmerge_all(struct sp_core *c);
+
+/* Called in the parent before fork(): pins every current store page. */
+void sp_core_pin_for_fork(struct sp_core *c);
+
+void sp_core_stats(const struct sp_core *c, struct samepage_stats *out);
+
+/* bytes of engine metadata right now */
+uint64_t sp_core_metadata_bytes(const struct sp_core *c);
+
+/* Item bookkeeping shared by scan.c, merge.c and unmerge.c. */
+static inline void sp_core_seen(struct sp_core *c, struct sp_item *it)
+{
+	if (!(it->flags & SP_IT_SEEN)) {
+		it->flags |= SP_IT_SEEN;
+		c->cnt.rmap_items++;
+	}
+}
+
+static inline void sp_core_unseen(struct sp_core *c, struct sp_item *it)
+{
+	if (it->flags & SP_IT_SEEN)
+		c->cnt.rmap_items--;
+	it->flags &= ~(SP_IT_SEEN | SP_IT_CHECKED);
+}
+
+static inline void sp_core_leave_unstable(struct sp_core *c, uint32_t id, struct sp_item *it)
+{
+	if (!(it->flags & SP_IT_UNSTABLE))
+		return;
+	sp_unstable_remove(&c->unstable, &c->rmap, id);
+	it->flags &= ~SP_IT_UNSTABLE;
+	c->cnt.pages_unshared--;
+}
+
+/* Kernel memory one extra mapping costs (vm_area_struct plus its share of
+ * the maple tree), counted against general_profit. */
+#define SP_MAPPING_COST 256
+
+#endif /* SP_CORE_H */

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * merge.c - executing merge runs (see merge.h).
+ *
+ * Order of operations for every run, and why:
+ *   1. freeze the run(s): from here on nobody can change the content;
+ *   2. re-read and compare: hashes only nominated the pages, memcmp of the
+ *      frozen copies decides;
+ *   3. remap the matching sub-runs (this also wakes blocked writers), thaw
+ *      the rest.
+ * Counters change only after the backend confirmed the remap, so a failed
+ * remap leaves both the memory and the statistics as they were.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "core/merge.h"
+
+#define PAGE SP_PAGE_SIZE
+
+static void release_page(struct sp_core *c, uint32_t pg)
+{
+	if (pg != SP_NO_PAGE)
+		c->be->ops->store_free(c->be, pg);
+}
+
+void sp_merge_drop_sharer(struct sp_core *c, struct sp_item *it)
+{
+	release_page(c, sp_stable_put(&c->stable, it->link));
+	it->flags &= ~SP_IT_STABLE;
+	it->link = 0;
+}
+
+static void thaw(struct sp_core *c, uintptr_t addr, size_t n)
+{
+	if (n)
+		c->be->ops->thaw(c->be, addr, n);
+}
+
+/* Pages [i, j) of ok[] that are all set, starting at i: returns j. */
+static uint32_t span(const uint8_t *ok, uint32_t i, uint32_t n)
+{
+	uint32_t j = i;
+
+	while (j < n && ok[j] == ok[i])
+		j++;
+	return j;
+}
+
+static int have_budget(struct sp_core *c)
+{
+	return c->be->ops->map_budget(c->be) > 0;
+}
+
+static void merge_stable(struct sp_core *c, struct sp_run *r)
+{
+	const struct sp_backend_ops *o = c->be->ops;
+	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
+	uint8_t ok[SP_BATCH_MAX];
+	uint32_t k, j;
+	long got;
+
+	if (!have_budget(c) || o->freeze(c->be, addr, r->n)) {
+		c->cnt.merge_failures++;
+		return;
+	}
+	got = o->read(c->be, addr, r->n, c->verify);
+	for (k = 0; k < r->n; k++) {
+		const void *kp = o->store_page(c->be, r->pg0 + k);
+
+		ok[k] = (long)k < got && !memcmp(c->verify + (size_t)k * PAGE, kp, PAGE);
+	}
+	for (k = 0; k < r->n; k = j) {
+		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
+
+		j = span(ok, k, r->n);
+		if (!ok[k] || o->remap(c->be, a, j - k, r->pg0 + k)) {
+			thaw(c, a, j - k);
+			c->cnt.merge_failures++;
+			continue;
+		}
+		for (uint32_t m = k; m < j; m++) {
+			struct sp_item *it = sp_rmap_item(&c->rmap, r->id0 + r->i0 + m);
+
+			sp_stable_get(&c->stable, r->nodes[m]);
+			sp_core_seen(c, it);
+			it->flags |= SP_IT_STABLE | SP_IT_FILEMAP;
+			it->link = r->nodes[m];
+		}
+	}
+}
+
+static void merge_pair(struct sp_core *c, struct sp_run *r)
+{
+	const struct sp_backend_ops *o = c->be->ops;
+	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
+	uintptr_t paddr = sp_rmap_addr(&c->rmap, r->partner_region, r->partner0);
+	uint8_t ok[SP_BATCH_MAX];
+	uint32_t k, j, m;
+	long got, pgot;
+
+	if (!have_budget(c) || o->freeze(c->be, addr, r->n)) {
+		c->cnt.merge_failures++;
+		goto requeue;
+	}
+	if (o->freeze(c->be, paddr, r->n)) {
+		thaw(c, addr, r->n);
+		c->cnt.merge_failures++;
+		goto requeue;
+	}
+	got = o->read(c->be, addr, r->n, c->verify);
+	pgot = o->read(c->be, paddr, r->n, c->partner);
+	for (k = 0; k < r->n; k++) {
+		size_t off = (size_t)k * PAGE;
+
+		/* equal to each other, and still what was hashed */
+		ok[k] = (long)k < got && (long)k < pgot && !memcmp(c->verify + off, c->partner + off, PAGE) &&
+			!memcmp(c->verify + off, c->buf + (size_t)(r->i0 + k) * PAGE, PAGE);
+	}
+	for (k = 0; k < r->n; k = j) {
+		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
+		uintptr_t pa = paddr + ((uintptr_t)k << SP_PAGE_SHIFT);
+		uint64_t pg;
+		int mine, theirs;
+
+		j = span(ok, k, r->n);
+		if (!ok[k] || o->store_alloc(c->be, j - k, &pg)) {
+			thaw(c, a, j - k);
+			thaw(c, pa, j - k);
+			if (ok[k])
+				c->cnt.merge_failures++;
+			continue;
+		}
+		for (m = k; m < j; m++)
+			memcpy(o->store_page(c->be, pg + m - k), c->verify + (size_t)m * PAGE, PAGE);
+		mine = o->remap(c->be, a, j - k, pg);
+		if (mine)
+			thaw(c, a, j - k);
+		theirs = o->remap(c->be, pa, j - k, pg);
+		if (theirs)
+			thaw(c, pa, j - k);
+		for (m = k; m < j; m++) {
+			uint32_t idx = r->i0 + m;
+			struct sp_item *it = sp_rmap_item(&c->rmap, r->id0 + idx);
+			struct sp_item *pt = sp_rmap_item(&c->rmap, r->partner0 + m);
+			uint32_t node = SP_NONE;
+
+			if (!mine || !theirs)
+				node = sp_stable_add(&c->stable, c->hashes[idx], (uint32_t)(pg + m - k),
+						     r->nodes[m], 0);
+			if (!node) { /* nobody maps it (or no memory for a node) */
+				o->store_free(c->be, pg + m - k);
+				continue;
+			}
+			if (!mine) {
+				sp_stable_get(&c->stable, node);
+				it->flags |= SP_IT_STABLE | SP_IT_FILEMAP;
+				it->link = node;
+			}
+			if (!theirs) {
+				sp_stable_get(&c->stable, node);
+				pt->flags |= SP_IT_STABLE | SP_IT_FILEMAP;
+				pt->link = node;
+			}
+		}
+		if (mine || theirs)
+			c->cnt.merge_failures++;
+	}
+	return;
+requeue:
+	/* the partners left the unstable index when the run was formed */
+	for (k = 0; k < r->n; k++) {
+		struct sp_item *pt = sp_rmap_item(&c->rmap, r->partner0 + k);
+
+		if (!(pt->flags & SP_IT_STABLE)) {
+			sp_unstable_insert(&c->unstable, &c->rmap, r->partner0 + k);
+			c->cnt.pages_unshared++;
+		}
+	}
+}
+
+static void merge_zero(struct sp_core *c, struct sp_run *r)
+{
+	const struct sp_backend_ops *o = c->be->ops;
+	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
+	static const uint8_t zero[PAGE];
+	uint8_t ok[SP_BATCH_MAX];
+	uint32_t k, j;
+	long got;
+
+	if (o->freeze(c->be, addr, r->n)) {
+		c->cnt.merge_failures++;
+		return;
+	}
+	got = o->read(c->be, addr, r->n, c->verify);
+	for (k = 0; k < r->n; k++)
+		ok[k] = (long)k < got && !memcmp(c->verify + (size_t)k * PAGE, zero, PAGE);
+	for (k = 0; k < r->n; k = j) {
+		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
+
+		j = span(ok, k, r->n);
+		if (!ok[k] || o->zap(c->be, a, j - k)) {
+			thaw(c, a, j - k);
+			continue;
+		}
+		for (uint32_t m = k; m < j; m++) {
+			struct sp_item *it = sp_rmap_item(&c->rmap, r->id0 + r->i0 + m);
+
+			/* the zero page is not tracked, as the kernel drops its item */
+			sp_core_unseen(c, it);
+			it->flags |= SP_IT_ZERO;
+		}
+		c->cnt.ksm_zero_pages += j - k;
+	}
+}
+
+void sp_merge_run(struct sp_core *c, struct sp_run *r)
+{
+	switch (r->kind) {
+	case SP_RUN_STABLE:
+		merge_stable(c, r);
+		break;
+	case SP_RUN_PAIR:
+		merge_pair(c, r);
+		break;
+	case SP_RUN_ZERO:
+		merge_zero(c, r);
+		break;
+	case SP_RUN_NONE:
+		break;
+	}
+	r->kind = SP_RUN_NONE;
+	r->n = 0;
+}

@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scan.c - the scan cursor and what happens to each page it visits.
+ *
+ * The cursor walks every region page by page, in batches of up to
+ * SP_BATCH_MAX pages: one query (present? still mapping the store?), one
+ * read of the pages that need hashing, one XXH3 pass per page. Then each page
+ * is classified, in the kernel's order:
+ *
+ *   1. already merged and still mapping its store page: nothing to do;
+ *      merged but written since (copy-on-write broken): drop the sharer;
+ *   2. equal to a stable page with room for a sharer: join it;
+ *   3. changed since the previous visit: volatile, remember the new hash;
+ *   4. all zeros and use_zero_pages: drop it to the kernel's zero page;
+ *   5. equal to a page already in the unstable index: merge the two;
+ *   6. otherwise: put it in the unstable index.
+ *
+ * Consecutive pages that merge the same way become one run (merge.h).
+ * Classification never changes state; applying it does, so a page can be
+ * classified again after the pending run was executed.
+ *
+ * Reaching the end of the last region completes a full scan: full_scans
+ * grows, the unstable index is emptied, and the mapping budget is recounted.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "core/hash.h"
+#include "core/merge.h"
+#include "samepage.h"
+
+#define PAGE SP_PAGE_SIZE
+
+enum cls { CLS_VOLATILE, CLS_INSERT, CLS_STABLE, CLS_PAIR, CLS_ZERO };
+
+struct verdict {
+	enum cls cls;
+	uint32_t node;    /* CLS_STABLE: node to join; CLS_PAIR: full group or 0 */
+	uint64_t pg;      /* CLS_STABLE: its store page                          */
+	uint32_t partner; /* CLS_PAIR                                            */
+};
+
+int sp_core_init(struct sp_core *c, struct sp_backend *be)
+{
+	memset(c, 0, sizeof(*c));
+	c->be = be;
+	sp_knobs_defaults(&c->knobs);
+	c->buf = malloc(3 * SP_BATCH_MAX * PAGE);
+	if (!c->buf || sp_rmap_init(&c->rmap) || sp_stable_init(&c->stable) || sp_unstable_init(&c->unstable)) {
+		sp_core_destroy(c);
+		return -ENOMEM;
+	}
+	c->verify = c->buf + SP_BATCH_MAX * PAGE;
+	c->partner = c->verify + SP_BATCH_MAX * PAGE;
+	return 0;
+}
+
+void sp_core_destroy(struct sp_core *c)
+{
+	free(c->buf);
+	sp_rmap_destroy(&c->rmap);
+	if (c->stable.nodes)
+		sp_stable_destroy(&c->stable);
+	if (c->unstable.buckets)
+		sp_unstable_destroy(&c->unstable);
+	memset(c, 0, sizeof(*c));
+}
+
+static int is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[PAGE];
+
+	return !memcmp(p, zero, PAGE);
+}
+
+
+/* Forgets a page that is gone (not present): the kernel frees its rmap item. */
+static void forget(struct sp_core *c, uint32_t id, struct sp_item *it)
+{
+	sp_core_leave_unstable(c, id, it);
+	sp_core_unseen(c, it);
+}
+
+static struct verdict classify(struct sp_core *c, uint32_t idx, uint32_t id)
+{
+	const struct sp_item *it = sp_rmap_item(&c->rmap, id);
+	const uint8_t *d = c->buf + (size_t)idx * PAGE;
+	uint64_t h = c->hashes[idx];
+	struct verdict v = {.cls = CLS_INSERT};
+	uint32_t g;
+	int64_t j;
+
+	for (g = sp_stable_first(&c->stable, h); g; g = sp_stable_next(&c->stable, g, h)) {
+		uint32_t pg = sp_stable_group_page(&c->stable, g);
+
+		if (memcmp(d, c->be->ops->store_page(c->be, pg), PAGE))
+			continue; /* a hash collision */
+		v.node = sp_stable_pick(&c->stable, g, c->knobs.max_page_sharing);
+		if (v.node) {
+			v.cls = CLS_STABLE;
+			v.pg = c->stable.nodes[v.node].pg;
+			return v;
+		}
+		v.node = g; /* full: a new page of this content joins the group */
+		break;
+	}
+	if (!(it->flags & SP_IT_CHECKED) || it->hash != h) {
+		v.cls = CLS_VOLATILE;
+		return v;
+	}
+	if (c->knobs.use_zero_pages && h == sp_hash_zero() && is_zero(d)) {
+		v.cls = CLS_ZERO;
+		return v;
+	}
+	j = sp_unstable_find(&c->unstable, &c->rmap, h, id);
+	if (j >= 0) {
+		v.cls = CLS_PAIR;
+		v.partner = (uint32_t)j;
+	}
+	return v;
+}
+
+/* Does verdict v for batch index idx continue the pending run? */
+static int extends(struct sp_core *c, const struct sp_run *r, uint32_t idx, const struct verdict *v)
+{
+	uint32_t k;
+
+	if (r->kind == SP_RUN_NONE || idx != r->i0 + r->n)
+		return 0;
+	switch (v->cls) {
+	case CLS_STABLE:
+		return r->kind == SP_RUN_STABLE && v->pg == r->pg0 + r->n;
+	case CLS_ZERO:
+		return r->kind == SP_RUN_ZERO;
+	case CLS_PAIR:
+		if (r->kind != SP_RUN_PAIR || v->partner != r->partner0 + r->n)
+			return 0;
+		if (sp_rmap_region_of(&c->rmap, v->partner) != (int)r->partner_region)
+			return 0;
+		/* two pages of one content in one run would make two store
+		 * pages where the kernel makes one */
+		for (k = 0; k < r->n; k++)
+			if (c->hashes[r->i0 + k] == c->hashes[idx])
+				return 0;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void start_or_extend(struct sp_core *c, struct sp_run *r, uint32_t idx, const struct verdict *v)
+{
+	if (r->kind == SP_RUN_NONE) {
+		r->i0 = idx;
+		r->n = 0;
+		switch (v->cls) {
+		case CLS_STABLE:
+			r->kind = SP_RUN_STABLE;
+			r->pg0 = v->pg;
+			break;
+		case CLS_ZERO:
+			r->kind = SP_RUN_ZERO;
+			break;
+		default:
+			r->kind = SP_RUN_PAIR;
+			r->partner0 = v->partner;
+			r->partner_region = (uint32_t)sp_rmap_region_of(&c->rmap, v->partner);
+			break;
+		}
+	}
+	if (v->cls == CLS_PAIR) {
+		struct sp_item *pt = sp_rmap_item(&c->rmap, v->partner);
+
+		/* the partner is taken: later pages must not pick it too */
+		sp_core_leave_unstable(c, v->partner, pt);
+	}
+	r->nodes[r->n++] = v->node;
+}
+
+static void apply(struct sp_core *c, struct sp_run *r, uint32_t idx, uint32_t id, const struct verdict *v)
+{
+	struct sp_item *it = sp_rmap_item(&c->rmap, id);
+
+	it->hash = c->hashes[idx];
+	it->flags |= SP_IT_CHECKED;
+	switch (v->cls) {
+	case CLS_VOLATILE:
+		return;
+	case CLS_INSERT:
+		sp_unstable_insert(&c->unstable, &c->rmap, id);
+		c->cnt.pages_unshared++;
+		return;
+	default:
+		start_or_extend(c, r, idx, v);
+		return;
+	}
+}
+
+/* Reads and hashes the pages of the batch marked in need[]. Pages that
+ * could not be read are unmarked. */
+static void read_and_hash(struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need)
+{
+	uint32_t i = 0, j;
+
+	while (i < n) {
+		long got;
+
+		if (!need[i]) {
+			i++;
+			continue;
+		}
+		for (j = i; j < n && need[j]; j++)
+			;
+		got = c->be->ops->read(c->be, addr + ((uintptr_t)i << SP_PAGE_SHIFT), j - i,
+				       c->buf + (size_t)i * PAGE);
+		if (got < 0)
+			got = 0;
+		for (uint32_t k = i; k < j; k++) {
+			if ((long)(k - i) < got)
+				c->hashes[k] = sp_hash_page(c->buf + (size_t)k * PAGE);
+			else
+				need[k] = 0;
+		}
+		i = j;
+	}
+}
+
+/* One batch: pages [p0, p0 + n) of region r. Returns pages scanned. */
+static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t n)
+{
+	const struct sp_region *reg = &c->rmap.regions[r];
+	uintptr_t addr = reg->start + (uintptr_t)(p0 << SP_PAGE_SHIFT);
+	uint32_t id0 = reg->first_id + (uint32_t)p0, i, scanned = 0;
+	uint8_t need[SP_BATCH_MAX];
+	struct sp_run run = {.kind = SP_RUN_NONE, .region = r, .id0 = id0, .addr0 = addr};
+
+	if (c->be->ops->query(c->be, addr, n, c->flags))
+		return 0;
+	for (i = 0; i < n; i++) {
+		struct sp_item *it = sp_rmap_item(&c->rmap, id0 + i);
+		uint8_t f = c->flags[i];
+		int present = (f & (SP_PG_PRESENT | SP_PG_SWAPPED)) && !(f & SP_PG_ZEROPFN);
+
+		need[i] = 0;
+		if (it->flags & SP_IT_ZERO) {
+			if (present && !(f & SP_PG_FILE)) { /* written since */
+				it->flags &= ~SP_IT_ZERO;
+				c->cnt.ksm_zero_pages--;
+			} else {
+				continue;
+			}
+		}
+		if (it->flags & SP_IT_STABLE) {
+			if (!present || (f & SP_PG_FILE)) {
+				/* still mapping its store page (or not
+				 * faulted in yet, which maps it too) */
+				scanned += present;
+				continue;
+			}
+			sp_merge_drop_sharer(c, it); /* copy-on-write was broken */
+		}
+		if (!present) {
+			if (it->flags & SP_IT_SEEN)
+				forget(c, id0 + i, it);
+			continue;
+		}
+		sp_core_seen(c, it);
+		sp_core_leave_unstable(c, id0 + i, it); /* last scan's entry ends here */
+		need[i] = 1;
+		scanned++;
+	}
+	read_and_hash(c, addr, n, need);
+	for (i = 0; i < n; i++) {
+		struct verdict v;
+
+		if (!need[i])
+			continue;
+		v = classify(c, i, id0 + i);
+		if (run.kind != SP_RUN_NONE && !extends(c, &run, i, &v)) {
+			sp_merge_run(c, &run);
+			v = classify(c, i, id0 + i);
+		}
+		apply(c, &run, i, id0 + i, &v);
+	}
+	sp_merge_run(c, &run);
+	return scanned;
+}
+
+static void end_full_scan(struct sp_core *c)
+{
+	c->cnt.full_scans++;
+	c->seq++;
+	sp_unstable_reset(&c->unstable, c->rmap.tracked);
+	c->be->ops->map_recount(c->be);
+}
+
+static void maybe_prune(struct sp_core *c, uint64_t now)
+{
+	uint64_t period = (uint64_t)c->knobs.stable_node_chains_prune_millisecs * 1000000ull;
+
+	if (now - c->last_prune_ns < period)
+		return;
+	c->last_prune_ns = now;
+	sp_stable_prune(&c->stable);
+}
+
+uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_ns)
+{
+	uint64_t scanned = 0, t0 = c->be->ops->now_ns(c->be), took;
+	uint64_t at_wrap = 0;
+	int wrapped = 0;
+
+	maybe_prune(c, t0);
+	while (scanned < max_pages && c->rmap.nregions) {
+		const struct sp_region *reg;
+		uint64_t left;
+		uint32_t n;
+
+		if (c->cur_region >= c->rmap.nregions) {
+			c->cur_region = 0;
+			c->cur_page = 0;
+			end_full_scan(c);
+			/* a whole pass without one present page: stop, do not spin */
+			if (wrapped && scanned == at_wrap)
+				break;
+			wrapped = 1;
+			at_wrap = scanned;
+			continue;
+		}
+		reg = &c->rmap.regions[c->cur_region];
+		if (c->cur_page >= reg->npages) {
+			c->cur_region++;
+			c->cur_page = 0;
+			continue;
+		}
+		left = reg->npages - c->cur_page;
+		n = left < SP_BATCH_MAX ? (uint32_t)left : SP_BATCH_MAX;
+		scanned += scan_batch(c, c->cur_region, c->cur_page, n);
+		c->cur_page += n;
+		if (deadline_ns && c->be->ops->now_ns(c->be) >= deadline_ns)
+			break;
+	}
+	c->cnt.pages_scanned += scanned;
+	took = c->be->ops->now_ns(c->be) - t0;
+	if (took > c->cnt.longest_batch_ns)
+		c->cnt.longest_batch_ns = took;
+	return scanned;
+}

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.c - the scanner thread, lazy set-up and fork safety.
+ *
+ * The scanner does what ksmd does — pages_to_scan pages, then sleep
+ * sleep_millisecs — but never holds the lock (and so never delays the
+ * application's own calls) for longer than batch_usecs: a batch that takes
+ * longer is cut into slices with a yield of the CPU in between.
+ *
+ * fork(): the prepare handler takes the lock, so no page is frozen while the
+ * address space is copied, and pins every store page, since the child may
+ * map it. The child starts with a fresh engine (no memory registered, no
+ * thread), as the child of a KSM process starts with no ksmd work pending.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/engine.h"
+#include "samepage.h"
+
+struct sp_engine sp_engine = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&sp_engine.lock);
+	if (sp_engine.core_ready)
+		sp_core_pin_for_fork(&sp_engine.core);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&sp_engine.lock);
+}
+
+static void atfork_child(void)
+{
+	struct sp_engine *e = &sp_engine;
+
+	if (e->core_ready)
+		sp_core_destroy(&e->core);
+	if (e->backend_ready)
+		sp_local_destroy(&e->local); /* closes fds; mappings keep the store alive */
+	memset(e, 0, sizeof(*e));
+	pthread_mutex_init(&e->lock, NULL);
+	once = (pthread_once_t)PTHREAD_ONCE_INIT;
+}
+
+static void init_once(void)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&sp_engine.wake, &a);
+	pthread_cond_init(&sp_engine.scanned, &a);
+	pthread_condattr_destroy(&a);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* SAMEPAGE_<KNOB> in the environment sets a knob's starting value. */
+static void knobs_from_env(struct sp_knobs *kn)
+{
+	for (size_t i = 0; i < sp_knob_count; i++) {
+		const struct sp_knob *k = &sp_knob_table[i];
+		char var[96], *p;
+		const char *val;
+		uint32_t v;
+
+		snprintf(var, sizeof(var), "SAMEPAGE_%s", k->name);
+		for (p = var; *p; p++)
+			if (*p >= 'a' && *p <= 'z')
+				*p = (char)(*p - 'a' + 'A');
+		val = getenv(var);
+		if (!val)
+			continue;
+		if (sp_knob_parse(k, val, &v))
+			fprintf(stderr, "samepage: ignoring %s=%s: invalid value\n", var, val);
+		else
+			*sp_knob_ptr(kn, k) = v;
+	}
+}
+
+int sp_engine_core(void)
+{
+	struct sp_engine *e = &sp_engine;
+
+	pthread_once(&once, init_once);
+	if (e->core_ready)
+		return 0;
+	/* the backend's operations are wired now, opened on first register */
+	memset(&e->local, 0, sizeof(e->local));
+	if (sp_core_init(&e->core, &e->local.be))
+		return -ENOMEM;
+	knobs_from_env(&e->core.knobs);
+	e->core_ready = 1;
+	return 0;
+}
+
+int sp_engine_backend(void)
+{
+	struct sp_engine *e = &sp_engine;
+	struct sp_knobs kn;
+	int err;
+
+	if (e->backend_ready)
+		return 0;
+	if (e->backend_err)
+		return e->backend_err;
+	kn = e->core.knobs;
+	err = sp_local_init(&e->local, e->why, sizeof(e->why));
+	if (err) {
+		e->backend_err = err;
+		fprintf(stderr, "samepage: %s\n", e->why);
+		return err;
+	}
+	e->core.be = &e->local.be;
+	e->core.knobs = kn;
+	e->backend_ready = 1;
+	return 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(struct sp_engine *e, uint32_t ms)
+{
+	struct timespec ts;
+	uint64_t t = mono_ns() + (uint64_t)ms * 1000000ull;
+
+	ts.tv_sec = (time_t)(t / 1000000000ull);
+	ts.tv_nsec = (long)(t % 1000000000ull);
+	pthread_cond_timedwait(&e->wake, &e->lock, &ts);
+}
+
+static void *scanner(void *arg)
+{
+	struct sp_engine *e = arg;
+	uint64_t left = 0; /* pages still to scan in this batch */
+
+	pthread_mutex_lock(&e->lock);
+	for (;;) {
+		struct sp_core *c = &e->core;
+		uint64_t scans, cpu0, got;
+
+		if (c->knobs.run != 1 || !c->rmap.nregions) {
+			left = 0;
+			pthread_cond_wait(&e->wake, &e->lock);
+			continue;
+		}
+		if (!left)
+			left = c->knobs.pages_to_scan ? c->knobs.pages_to_scan : 1;
+		scans = c->cnt.full_scans;
+		cpu0 = thread_cpu_ns();
+		got = sp_core_scan(c, left, mono_ns() + (uint64_t)c->knobs.batch_usecs * 1000ull);
+		e->scan_cpu_ns += thread_cpu_ns() - cpu0;
+		left = got >= left ? 0 : left - got;
+		if (c->cnt.full_scans != scans)
+			pthread_cond_broadcast(&e->scanned);
+		if (left && got) {
+			/* the slice hit its time bound: let others in, go on */
+			pthread_mutex_unlock(&e->lock);
+			sched_yield();
+			pthread_mutex_lock(&e->lock);
+			continue;
+		}
+		left = 0;
+		if (c->knobs.sleep_millisecs)
+			sleep_ms(e, c->knobs.sleep_millisecs);
+		else {
+			pthread_mutex_unlock(&e->lock);
+			sched_yield();
+			pthread_mutex_lock(&e->lock);
+		}
+	}
+	return NULL;
+}
+
+int sp_engine_start_scanner(void)
+{
+	struct sp_engine *e = &sp_engine;
+	pthread_attr_t a;
+	int err;
+
+	if (e->thread_running)
+		return 0;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&e->thread, &a, scanner, e);
+	pthread_attr_destroy(&a);
+	if (err)
+		return -err;
+	e->thread_running = 1;
+	return 0;
+}
+
+void sp_engine_kick(void)
+{
+	pthread_cond_broadcast(&sp_engine.wake);
+}

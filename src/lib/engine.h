@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h - the process-wide engine behind the public API: one core, one
+ * local backend, one scanner thread, one lock that serialises them all.
+ */
+#ifndef SP_ENGINE_H
+#define SP_ENGINE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "mem/local.h"
+
+struct sp_engine {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;    /* the scanner sleeps here     */
+	pthread_cond_t scanned; /* samepage_wait_scans waits   */
+	pthread_t thread;
+	int thread_running;
+	int core_ready;
+	int backend_ready;
+	int backend_err;        /* -errno of a failed backend set-up */
+	char why[512];
+	struct sp_local local;
+	struct sp_core core;
+	uint64_t scan_cpu_ns;
+};
+
+extern struct sp_engine sp_engine;
+
+/* All of these are called with sp_engine.lock held. */
+int sp_engine_core(void);    /* 0 or -ENOMEM */
+int sp_engine_backend(void); /* 0 or -errno (EPERM, ENOSYS, ...) */
+int sp_engine_start_scanner(void);
+void sp_engine_kick(void);   /* knobs changed: wake the scanner */
+
+#endif /* SP_ENGINE_H */

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend.h - the wall between the merging algorithm and the operating system.
+ *
+ * src/core decides what to merge; a backend does it. Every operation works on
+ * runs of whole pages given by address, so one call can freeze, remap or thaw
+ * a run of consecutive pages. Three implementations:
+ *
+ *   local  this process: memfd page store, userfaultfd write-protect freeze,
+ *          MAP_PRIVATE|MAP_FIXED remap, pagemap queries (local.c)
+ *   fake   an in-memory model with failure injection, for tests (fake.c)
+ *   remote read-only: another process, for the estimator (no merge ops)
+ *
+ * Protocol for a merge of the run [addr, addr + n pages):
+ *   freeze(addr, n)            writes to the run now block
+ *   read(addr, n)              content is now stable; the caller verifies it
+ *   remap(addr, n, store, pg)  points the run at store pages pg..pg+n-1 and
+ *                              wakes blocked writers, or
+ *   thaw(addr, n)              gives up: unprotects and wakes blocked writers
+ * A frozen page is always either remapped or thawed before the core returns.
+ */
+#ifndef SP_BACKEND_H
+#define SP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_PAGE_SIZE 4096UL
+#define SP_PAGE_SHIFT 12
+
+/* What query() reports about each page. */
+enum {
+	SP_PG_PRESENT = 1 << 0, /* mapped to a page frame                         */
+	SP_PG_SWAPPED = 1 << 1, /* swapped out                                     */
+	SP_PG_FILE = 1 << 2,    /* maps a file page: still shares the store page   */
+	SP_PG_ZEROPFN = 1 << 3, /* maps the kernel's shared zero page              */
+};
+
+struct sp_backend;
+
+struct sp_backend_ops {
+	/* Copies n pages at addr into buf. Returns pages copied (a short count
+	 * stops at the first unreadable page), or -errno. */
+	long (*read)(struct sp_backend *b, uintptr_t addr, size_t n, void *buf);
+	/* Fills flags[0..n) with SP_PG_* for the pages at addr. 0 or -errno. */
+	int (*query)(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t *flags);
+	/* Write-protects the run. 0 or -errno (nothing is frozen on error). */
+	int (*freeze)(struct sp_backend *b, uintptr_t addr, size_t n);
+	/* Unprotects the run and wakes its blocked writers. 0 or -errno. */
+	int (*thaw)(struct sp_backend *b, uintptr_t addr, size_t n);
+	/* Replaces the frozen run with private mappings of store pages
+	 * pg..pg+n-1, wakes blocked writers. On error the run is unchanged and
+	 * still frozen. 0 or -errno. */
+	int (*remap)(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg);
+	/* Replaces the frozen run with the kernel's zero page and wakes. */
+	int (*zap)(struct sp_backend *b, uintptr_t addr, size_t n);
+	/* Breaks every merge in the run, keeping content (run=2). 0 or -errno. */
+	int (*unmerge)(struct sp_backend *b, uintptr_t addr, size_t n);
+	/* Makes the run plain private anonymous memory again, same content,
+	 * without a window where a reader could see anything else (used when
+	 * memory is unregistered). 0 or -errno. */
+	int (*restore)(struct sp_backend *b, uintptr_t addr, size_t n);
+
+	/* The store: n consecutive pages, their content, their release. */
+	int (*store_alloc)(struct sp_backend *b, size_t n, uint64_t *pg);
+	void *(*store_page)(struct sp_backend *b, uint64_t pg);
+	void (*store_free)(struct sp_backend *b, uint64_t pg);
+
+	/* Mappings the backend may still create (the vm.max_map_count budget),
+	 * and a fresh count at a full-scan boundary. */
+	long (*map_budget)(struct sp_backend *b);
+	void (*map_recount)(struct sp_backend *b);
+
+	/* NUMA node of each page (-1 unknown). May be NULL: node 0. */
+	int (*node)(struct sp_backend *b, uintptr_t addr, size_t n, int *nodes);
+	/* Monotonic nanoseconds and this thread's CPU nanoseconds. */
+	uint64_t (*now_ns)(struct sp_backend *b);
+	uint64_t (*cpu_ns)(struct sp_backend *b);
+};
+
+struct sp_backend {
+	const struct sp_backend_ops *ops;
+	uint64_t mappings; /* mappings created by remap, net of coalescing */
+};
+
+#endif /* SP_BACKEND_H */

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fake.h - an in-memory backend for testing the core without the kernel.
+ *
+ * It models one contiguous area of pages (a real buffer, so addresses are
+ * real) plus a store. Each page is either private (its own bytes) or maps a
+ * store page; writing a page that maps the store copies it first (COW), and
+ * writing a frozen page is a test failure. Failures can be injected into
+ * every operation that can fail for real.
+ */
+#ifndef SP_FAKE_H
+#define SP_FAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mem/backend.h"
+
+struct sp_fake {
+	struct sp_backend be;
+	uint8_t *mem;        /* npages private pages                    */
+	size_t npages;
+	int64_t *maps;       /* per page: store page it maps, or -1     */
+	uint8_t *frozen;
+	uint8_t *absent;     /* not present (never touched / zapped)    */
+	uint8_t *store;      /* store pages                             */
+	uint8_t *store_used;
+	size_t store_cap, store_next;
+	long budget;         /* mappings left                            */
+	uint64_t clock_ns;   /* advanced by clock_step_ns per now() call */
+	uint64_t clock_step_ns;
+	/* failure injection: the Nth next call fails (0: never) */
+	int fail_freeze, fail_remap, fail_alloc, fail_zap, fail_unmerge, fail_restore;
+	/* statistics for assertions */
+	uint64_t n_freeze, n_thaw, n_remap, n_zap, n_frozen_now, n_write_while_frozen;
+	uint64_t store_pages_used;
+};
+
+int sp_fake_init(struct sp_fake *f, size_t npages, size_t store_pages);
+void sp_fake_destroy(struct sp_fake *f);
+uintptr_t sp_fake_addr(const struct sp_fake *f, size_t page);
+/* Application write of len bytes at page/offset (COW if merged). */
+void sp_fake_write(struct sp_fake *f, size_t page, size_t off, const void *data, size_t len);
+/* Fills a page with a byte pattern derived from tag (tag 0: zeros). */
+void sp_fake_fill(struct sp_fake *f, size_t page, uint32_t tag);
+/* What the application reads at a page. */
+const uint8_t *sp_fake_page(const struct sp_fake *f, size_t page);
+
+#endif /* SP_FAKE_H */

@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * local.c - the backend operations for this process's own memory.
+ *
+ * Reads go through process_vm_readv on ourselves rather than plain loads:
+ * if the application violates the contract and makes registered memory
+ * unreadable (mprotect PROT_NONE, munmap), the scanner gets EFAULT instead
+ * of crashing the application with SIGSEGV.
+ *
+ * A remap is mmap(MAP_PRIVATE|MAP_FIXED) of the store pages over the frozen
+ * run, then UFFDIO_REGISTER of the new mapping (so the page can be frozen
+ * again after a write breaks its copy-on-write; registering also lets the
+ * kernel merge it with a neighbouring mapping of the preceding store page),
+ * then UFFDIO_WAKE for writers that blocked during the merge.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mem/local.h"
+
+#define PAGE 4096ul
+#define STORE_RESERVE_PAGES (1ull << 28) /* 1 TiB of address space */
+#define RESTORE_CHUNK 512                 /* pages copied per restore step */
+
+static struct sp_local *L(struct sp_backend *b)
+{
+	return (struct sp_local *)b;
+}
+
+static long local_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf)
+{
+	struct iovec mine = {.iov_base = buf, .iov_len = n * PAGE};
+	struct iovec theirs = {.iov_base = (void *)addr, .iov_len = n * PAGE};
+	ssize_t got = process_vm_readv(L(b)->pid, &mine, 1, &theirs, 1, 0);
+
+	if (got < 0)
+		return errno == EFAULT ? 0 : -errno;
+	return got / (ssize_t)PAGE;
+}
+
+static int local_query(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t *flags)
+{
+	return sp_pagemap_query(&L(b)->pm, addr, n, flags);
+}
+
+static int local_freeze(struct sp_backend *b, uintptr_t addr, size_t n)
+{
+	return sp_uffd_protect(&L(b)->uffd, addr, n * PAGE, 1);
+}
+
+static int local_thaw(struct sp_backend *b, uintptr_t addr, size_t n)
+{
+	return sp_uffd_protect(&L(b)->uffd, addr, n * PAGE, 0);
+}
+
+static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg)
+{
+	struct sp_local *l = L(b);
+	void *p;
+
+	p = mmap((void *)addr, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, l->store.fd,
+		 (off_t)(pg * PAGE));
+	if (p == MAP_FAILED)
+		return -errno; /* Linux restores the old mapping on failure */
+	l->budget.added += 2;
+	sp_uffd_register(&l->uffd, addr, n * PAGE);
+	sp_uffd_wake(&l->uffd, addr, n * PAGE);
+	return 0;
+}
+
+static int local_zap(struct sp_backend *b, uintptr_t addr, size_t n)
+{
+	if (madvise((void *)addr, n * PAGE, MADV_DONTNEED))
+		return -errno;
+	/* unprotect (nothing is left to protect) and wake blocked writers */
+	sp_uffd_protect(&L(b)->uffd, addr, n * PAGE, 0);
+	return 0;
+}
+
+static int local_unmerge(struct sp_backend *b, uintptr_t addr, size_t n)
+{
+	(void)b;
+	/* a write fault on every page without writing: breaks copy-on-write,
+	 * keeps content, and cannot race with the application's own writes */
+	if (madvise((void *)addr, n * PAGE, MADV_POPULATE_WRITE))
+		return -errno;
+	return 0;
+}
+
+/* Freeze, copy into a fresh anonymous mapping, move it over the run in one
+ * mremap (readers see old or new, both with the same content), wake. */
+static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n)
+{
+	size_t len = n * PAGE;
+	void *scratch = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *moved;
+	int err;
+
+	if (scratch == MAP_FAILED)
+		return -errno;
+	err = sp_uffd_protect(&l->uffd, addr, len, 1);
+	if (err) {
+		munmap(scratch, len);
+		return err;
+	}
+	memcpy(scratch, (void *)addr, len);
+	moved = mremap(scratch, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)addr);
+	if (moved == MAP_FAILED) {
+		err = -errno;
+		sp_uffd_protect(&l->uffd, addr, len, 0);
+		munmap(scratch, len);
+		return err;
+	}
+	sp_uffd_wake(&l->uffd, addr, len);
+	return 0;
+}
+
+static int local_restore(struct sp_backend *b, uintptr_t addr, size_t n)
+{
+	while (n) {
+		size_t k = n < RESTORE_CHUNK ? n : RESTORE_CHUNK;
+		int err = restore_chunk(L(b), addr, k);
+
+		if (err)
+			return err;
+		addr += k * PAGE;
+		n -= k;
+	}
+	return 0;
+}
+
+static int local_store_alloc(struct sp_backend *b, size_t n, uint64_t *pg)
+{
+	return sp_store_alloc(&L(b)->store, n, pg);
+}
+
+static void *local_store_page(struct sp_backend *b, uint64_t pg)
+{
+	return L(b)->store.view + pg * PAGE;
+}
+
+static void local_store_free(struct sp_backend *b, uint64_t pg)
+{
+	sp_store_free(&L(b)->store, pg);
+}
+
+static uint64_t local_now_ns(struct sp_backend *b)
+{
+	struct timespec ts;
+
+	(void)b;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t local_cpu_ns(struct sp_backend *b)
+{
+	struct timespec ts;
+
+	(void)b;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static long local_map_budget(struct sp_backend *b)
+{
+	struct sp_local *l = L(b);
+	long left = sp_budget_left(&l->budget);
+
+	if (left <= 0) {
+		sp_budget_recount(&l->budget, local_now_ns(b));
+		left = sp_budget_left(&l->budget);
+	}
+	return left;
+}
+
+static void local_map_recount(struct sp_backend *b)
+{
+	sp_budget_recount(&L(b)->budget, local_now_ns(b));
+}
+
+static const struct sp_backend_ops local_ops = {
+	.read = local_read,
+	.query = local_query,
+	.freeze = local_freeze,
+	.thaw = local_thaw,
+	.remap = local_remap,
+	.zap = local_zap,
+	.unmerge = local_unmerge,
+	.restore = local_restore,
+	.store_alloc = local_store_alloc,
+	.store_page = local_store_page,
+	.store_free = local_store_free,
+	.map_budget = local_map_budget,
+	.map_recount = local_map_recount,
+	.node = NULL,
+	.now_ns = local_now_ns,
+	.cpu_ns = local_cpu_ns,
+};
+
+int sp_local_init(struct sp_local *l, char *why, size_t whylen)
+{
+	int err;
+
+	memset(l, 0, sizeof(*l));
+	l->be.ops = &local_ops;
+	l->pid = getpid();
+	l->store.fd = -1;
+	l->pm.fd = -1;
+	err = sp_uffd_open(&l->uffd, why, whylen);
+	if (err)
+		return err;
+	err = sp_store_init(&l->store, STORE_RESERVE_PAGES);
+	if (err) {
+		snprintf(why, whylen, "cannot create the page store (memfd): %s", strerror(-err));
+		goto fail;
+	}
+	err = sp_pagemap_open(&l->pm, 0);
+	if (err) {
+		snprintf(why, whylen, "cannot open /proc/self/pagemap: %s", strerror(-err));
+		goto fail;
+	}
+	sp_budget_init(&l->budget);
+	return 0;
+fail:
+	sp_local_destroy(l);
+	return err;
+}
+
+void sp_local_destroy(struct sp_local *l)
+{
+	sp_uffd_close(&l->uffd);
+	sp_store_destroy(&l->store);
+	sp_pagemap_close(&l->pm);
+}
+
+/* One line of /proc/self/maps: does it cover addr, and what is it? */
+struct vma {
+	uintptr_t start, end;
+	int anon_private_rw; /* private, rw, no file */
+	int store;           /* a mapping of our own store */
+};
+
+static int parse_maps_line(const char *line, struct vma *v, unsigned long store_ino)
+{
+	char perms[8];
+	unsigned long long s, e, off, ino;
+	unsigned maj, mnr;
+	int n = 0;
+
+	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &s, &e, perms, &off, &maj, &mnr, &ino, &n) < 7)
+		return -1;
+	v->start = (uintptr_t)s;
+	v->end = (uintptr_t)e;
+	v->store = ino == store_ino && ino != 0;
+	v->anon_private_rw = ino == 0 && perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p';
+	return 0;
+}
+
+int sp_local_register(struct sp_local *l, uintptr_t addr, size_t len,
+		      int (*add)(void *ctx, uintptr_t start, size_t len), void *ctx)
+{
+	uintptr_t end = addr + len, covered = addr;
+	unsigned long store_ino = 0;
+	struct stat st;
+	char line[512];
+	FILE *f;
+	int err = 0;
+
+	if (!fstat(l->store.fd, &st))
+		store_ino = st.st_ino;
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -errno;
+	while (covered < end && fgets(line, sizeof(line), f)) {
+		struct vma v;
+		uintptr_t lo, hi;
+
+		if (parse_maps_line(line, &v, store_ino) || v.end <= covered)
+			continue;
+		if (v.start > covered) {
+			err = -ENOMEM; /* a hole */
+			break;
+		}
+		lo = covered;
+		hi = v.end < end ? v.end : end;
+		if (v.anon_private_rw) {
+			err = sp_uffd_register(&l->uffd, lo, hi - lo);
+			if (!err)
+				err = add(ctx, lo, hi - lo);
+			if (err)
+				break;
+		}
+		covered = hi;
+	}
+	fclose(f);
+	if (!err && covered < end)
+		err = -ENOMEM;
+	return err;
+}
+
+int sp_local_unregister(struct sp_local *l, uintptr_t addr, size_t len)
+{
+	return sp_uffd_unregister(&l->uffd, addr, len);
+}

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * local.h - the backend for this process's own memory.
+ *
+ *   store.c    memfd page store: offsets handed out and punched back
+ *   uffd.c     userfaultfd: open with the right features, register, freeze
+ *   pagemap.c  /proc/self/pagemap: present, swapped, file-mapped, zero page
+ *   budget.c   vm.max_map_count budget for the mappings merges create
+ *   local.c    the backend operations built from those
+ */
+#ifndef SP_LOCAL_H
+#define SP_LOCAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mem/backend.h"
+
+struct sp_store {
+	int fd;
+	uint8_t *view;       /* the whole store mapped shared, for the engine */
+	uint64_t reserve;    /* pages of address space reserved for view      */
+	uint64_t size;       /* pages the memfd is truncated to               */
+	uint64_t next;       /* bump allocator                                */
+	uint64_t *free;      /* punched pages ready for reuse (a stack)       */
+	uint64_t nfree, free_cap;
+	uint64_t used;       /* pages holding content                         */
+};
+
+int sp_store_init(struct sp_store *s, uint64_t reserve_pages);
+void sp_store_destroy(struct sp_store *s);
+int sp_store_alloc(struct sp_store *s, size_t n, uint64_t *pg);
+void sp_store_free(struct sp_store *s, uint64_t pg);
+
+struct sp_uffd {
+	int fd;
+	uint64_t features;
+	int user_mode_only;
+};
+
+/* Opens a userfaultfd able to write-protect anonymous and memfd memory.
+ * On failure returns -errno and writes the reason to why. */
+int sp_uffd_open(struct sp_uffd *u, char *why, size_t whylen);
+void sp_uffd_close(struct sp_uffd *u);
+int sp_uffd_register(struct sp_uffd *u, uintptr_t addr, size_t len);
+int sp_uffd_unregister(struct sp_uffd *u, uintptr_t addr, size_t len);
+int sp_uffd_protect(struct sp_uffd *u, uintptr_t addr, size_t len, int on);
+int sp_uffd_wake(struct sp_uffd *u, uintptr_t addr, size_t len);
+
+struct sp_pagemap {
+	int fd;
+	uint64_t zero_pfn; /* 0 when PFNs are hidden (no CAP_SYS_ADMIN) */
+	uint64_t *raw;
+	size_t raw_cap;
+};
+
+int sp_pagemap_open(struct sp_pagemap *pm, int pid);
+void sp_pagemap_close(struct sp_pagemap *pm);
+/* flags[i] = SP_PG_* for n pages at addr. 0 or -errno. */
+int sp_pagemap_query(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint8_t *flags);
+
+struct sp_budget {
+	long max_map_count;
+	long reserve;      /* kept free for the application                */
+	long counted;      /* mappings in the process at the last count     */
+	long added;        /* upper bound of mappings added since          */
+	uint64_t counted_at_ns;
+};
+
+void sp_budget_init(struct sp_budget *bg);
+long sp_budget_left(const struct sp_budget *bg);
+void sp_budget_recount(struct sp_budget *bg, uint64_t now_ns);
+/* mappings in /proc/self/maps, or -errno */
+long sp_count_mappings(void);
+
+struct sp_local {
+	struct sp_backend be;
+	struct sp_store store;
+	struct sp_uffd uffd;
+	struct sp_pagemap pm;
+	struct sp_budget budget;
+	int pid;
+};
+
+/* Sets up the store, userfaultfd and pagemap. On failure returns -errno
+ * and explains in why. */
+int sp_local_init(struct sp_local *l, char *why, size_t whylen);
+void sp_local_destroy(struct sp_local *l);
+
+/* Registers the private anonymous parts of [addr, addr + len) for freezing
+ * and reports them through add(ctx, start, len). -ENOMEM when part of the
+ * range is not mapped. */
+int sp_local_register(struct sp_local *l, uintptr_t addr, size_t len,
+		      int (*add)(void *ctx, uintptr_t start, size_t len), void *ctx);
+int sp_local_unregister(struct sp_local *l, uintptr_t addr, size_t len);
+
+#endif /* SP_LOCAL_H */

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uffd.c - userfaultfd as the engine's freeze.
+ *
+ * Write-protect mode only: a write to a protected page blocks its thread in
+ * the kernel until the range is woken (after the remap) or unprotected.
+ * Nobody has to read fault messages: a woken fault's message is dropped.
+ *
+ * Opening follows the kernel's own rules: the userfaultfd(2) syscall works
+ * for kernel-mode faults only with CAP_SYS_PTRACE or
+ * vm.unprivileged_userfaultfd=1; /dev/userfaultfd works for whoever may open
+ * it. UFFD_USER_MODE_ONLY would let a read(2) into a frozen page fail with
+ * EFAULT, so it is used only when SAMEPAGE_ALLOW_USER_MODE_ONLY=1 says the
+ * application accepts that.
+ *
+ * Features: UFFD_FEATURE_WP_HUGETLBFS_SHMEM is required, because merged
+ * pages are memfd-backed and must be protectable again once a write has
+ * broken their copy-on-write. UFFD_FEATURE_EVENT_UNMAP is never requested:
+ * it would make the engine's own MAP_FIXED remap wait for itself.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "mem/local.h"
+
+static int handshake(int fd, uint64_t want, uint64_t *got)
+{
+	struct uffdio_api api = {.api = UFFD_API, .features = want};
+
+	if (ioctl(fd, UFFDIO_API, &api))
+		return -errno;
+	*got = api.features;
+	return 0;
+}
+
+static int open_fd(int user_mode_only)
+{
+	int flags = O_CLOEXEC | O_NONBLOCK | (user_mode_only ? UFFD_USER_MODE_ONLY : 0);
+	int fd = (int)syscall(SYS_userfaultfd, flags);
+	int dev, err;
+
+	if (fd >= 0 || user_mode_only)
+		return fd >= 0 ? fd : -errno;
+	err = errno;
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -err;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	err = errno;
+	close(dev);
+	return fd >= 0 ? fd : -err;
+}
+
+int sp_uffd_open(struct sp_uffd *u, char *why, size_t whylen)
+{
+	const char *allow = getenv("SAMEPAGE_ALLOW_USER_MODE_ONLY");
+	int fd, err;
+
+	memset(u, 0, sizeof(*u));
+	u->fd = -1;
+	fd = open_fd(0);
+	if (fd < 0 && fd != -ENOSYS && allow && !strcmp(allow, "1")) {
+		fd = open_fd(1);
+		u->user_mode_only = fd >= 0;
+	}
+	if (fd < 0) {
+		if (fd == -ENOSYS)
+			snprintf(why, whylen, "userfaultfd is not available in this kernel (CONFIG_USERFAULTFD)");
+		else
+			snprintf(why, whylen,
+				 "userfaultfd for kernel-mode faults is not permitted: needs CAP_SYS_PTRACE, "
+				 "vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd (%s); "
+				 "SAMEPAGE_ALLOW_USER_MODE_ONLY=1 accepts that read(2) into a page being merged "
+				 "may fail with EFAULT",
+				 strerror(-fd));
+		return fd;
+	}
+	err = handshake(fd, UFFD_FEATURE_WP_HUGETLBFS_SHMEM, &u->features);
+	if (err) {
+		snprintf(why, whylen,
+			 "userfaultfd lacks write-protection of shared memory (UFFD_FEATURE_WP_HUGETLBFS_SHMEM, "
+			 "Linux 5.19+): %s",
+			 strerror(-err));
+		close(fd);
+		return err == -EINVAL ? -ENOSYS : err;
+	}
+	u->fd = fd;
+	return 0;
+}
+
+void sp_uffd_close(struct sp_uffd *u)
+{
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+}
+
+int sp_uffd_register(struct sp_uffd *u, uintptr_t addr, size_t len)
+{
+	struct uffdio_register r = {.range = {.start = addr, .len = len}, .mode = UFFDIO_REGISTER_MODE_WP};
+
+	return ioctl(u->fd, UFFDIO_REGISTER, &r) ? -errno : 0;
+}
+
+int sp_uffd_unregister(struct sp_uffd *u, uintptr_t addr, size_t len)
+{
+	struct uffdio_range r = {.start = addr, .len = len};
+
+	return ioctl(u->fd, UFFDIO_UNREGISTER, &r) ? -errno : 0;
+}
+
+int sp_uffd_protect(struct sp_uffd *u, uintptr_t addr, size_t len, int on)
+{
+	struct uffdio_writeprotect wp = {.range = {.start = addr, .len = len},
+					 .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
+
+	while (ioctl(u->fd, UFFDIO_WRITEPROTECT, &wp)) {
+		if (errno != EAGAIN) /* EAGAIN: the mm was changing, try again */
+			return -errno;
+	}
+	return 0;
+}
+
+int sp_uffd_wake(struct sp_uffd *u, uintptr_t addr, size_t len)
+{
+	struct uffdio_range r = {.start = addr, .len = len};
+
+	return ioctl(u->fd, UFFDIO_WAKE, &r) ? -errno : 0;
+}

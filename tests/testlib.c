@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+void t_fill(void *page, uint32_t tag)
+{
+	uint32_t *w = page;
+
+	for (size_t i = 0; i < TPAGE / 4; i++)
+		w[i] = tag ? tag * 2654435761u + (uint32_t)i * 40503u : 0;
+}
+
+int t_check(const void *page, uint32_t tag)
+{
+	const uint32_t *w = page;
+
+	for (size_t i = 0; i < TPAGE / 4; i++)
+		if (w[i] != (tag ? tag * 2654435761u + (uint32_t)i * 40503u : 0))
+			return 0;
+	return 1;
+}
+
+uint64_t t_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void *t_map(size_t npages)
+{
+	void *p = mmap(NULL, npages * TPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		abort();
+	}
+	return p;
+}
+
+#define KSM "/sys/kernel/mm/ksm/"
+static const char *knobs[] = {"pages_to_scan",    "sleep_millisecs", "max_page_sharing", "merge_across_nodes",
+			      "use_zero_pages",   "smart_scan",      "stable_node_chains_prune_millisecs",
+			      "advisor_mode",     "advisor_max_cpu", "advisor_target_scan_time",
+			      "advisor_min_pages_to_scan", "advisor_max_pages_to_scan"};
+#define NKNOBS (sizeof(knobs) / sizeof(knobs[0]))
+static char saved[NKNOBS][64];
+static char saved_run[16];
+static int have_saved;
+
+static int read_text(const char *knob, char *buf, size_t len)
+{
+	char path[256];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), KSM "%s", knob);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = 0;
+	return 0;
+}
+
+int t_ksm_set(const char *knob, const char *value)
+{
+	char path[256];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), KSM "%s", knob);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+long t_ksm_get(const char *knob)
+{
+	char buf[64];
+
+	if (read_text(knob, buf, sizeof(buf)))
+		return -1;
+	return strtol(buf, NULL, 10);
+}
+
+int t_ksm_available(void)
+{
+	return access(KSM "run", W_OK) == 0;
+}
+
+void t_ksm_save(void)
+{
+	if (have_saved)
+		return;
+	for (size_t i = 0; i < NKNOBS; i++)
+		if (read_text(knobs[i], saved[i], sizeof(saved[i])))
+			saved[i][0] = 0;
+	read_text("run", saved_run, sizeof(saved_run));
+	have_saved = 1;
+	atexit(t_ksm_restore);
+}
+
+void t_ksm_restore(void)
+{
+	if (!have_saved)
+		return;
+	t_ksm_set("run", "2");
+	t_ksm_set("run", "0");
+	for (size_t i = 0; i < NKNOBS; i++) {
+		char *v = saved[i], *l = strchr(v, '[');
+
+		if (!v[0])
+			continue;
+		if (l) { /* "[none] scan-time": the bracketed word is the value */
+			char word[64];
+
+			snprintf(word, sizeof(word), "%s", l + 1);
+			*strchrnul(word, ']') = 0;
+			t_ksm_set(knobs[i], word);
+		} else {
+			t_ksm_set(knobs[i], v);
+		}
+	}
+	t_ksm_set("run", saved_run[0] ? saved_run : "0");
+}

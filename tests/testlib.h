@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* testlib.h - helpers shared by the tests (page patterns, deadlines, KSM knobs). */
+#ifndef SP_TESTLIB_H
+#define SP_TESTLIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TPAGE 4096ul
+
+/* Fills a page with a pattern derived from tag (0: zeros). */
+void t_fill(void *page, uint32_t tag);
+/* 1 if the page holds t_fill(tag)'s pattern. */
+int t_check(const void *page, uint32_t tag);
+uint64_t t_now_ms(void);
+/* An anonymous private mapping of n pages (aborts on failure). */
+void *t_map(size_t npages);
+
+/* The kernel's KSM knobs: save all, restore all (run=2 then run=0 first,
+ * which undoes merges). t_ksm_restore is also registered with atexit. */
+int t_ksm_available(void);
+void t_ksm_save(void);
+void t_ksm_restore(void);
+int t_ksm_set(const char *knob, const char *value);
+long t_ksm_get(const char *knob);
+
+#endif
