@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,8 +107,14 @@ int t_ksm_available(void)
 
 void t_ksm_save(void)
 {
+	int lock;
+
 	if (have_saved)
 		return;
+	/* one user of the kernel's KSM at a time, across processes */
+	lock = open(T_KSM_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (lock >= 0)
+		flock(lock, LOCK_EX); /* held until exit */
 	for (size_t i = 0; i < NKNOBS; i++)
 		if (read_text(knobs[i], saved[i], sizeof(saved[i])))
 			saved[i][0] = 0;

@@ -17,7 +17,11 @@ uint64_t t_now_ms(void);
 void *t_map(size_t npages);
 
 /* The kernel's KSM knobs: save all, restore all (run=2 then run=0 first,
- * which undoes merges). t_ksm_restore is also registered with atexit. */
+ * which undoes merges). t_ksm_restore is also registered with atexit.
+ * t_ksm_save first takes an exclusive flock on T_KSM_LOCK, held until the
+ * process exits, so tests and benchmarks never drive KSM at the same time
+ * (shell tests: flock /tmp/samepage-ksm.lock CMD). */
+#define T_KSM_LOCK "/tmp/samepage-ksm.lock"
 int t_ksm_available(void);
 void t_ksm_save(void);
 void t_ksm_restore(void);
