@@ -32,6 +32,7 @@ struct sp_counters {
 	uint64_t longest_batch_ns;
 	uint64_t merge_failures; /* merges abandoned: content changed, ENOMEM, ... */
 	uint64_t rmap_items;     /* items with SP_IT_SEEN                           */
+	uint64_t mappings;       /* extra mappings, counted at full-scan ends      */
 };
 
 #define SP_BATCH_MAX 64 /* pages read, hashed and merged together */
@@ -83,6 +84,9 @@ int sp_core_unmerge_all(struct sp_core *c);
 void sp_core_pin_for_fork(struct sp_core *c);
 
 void sp_core_stats(const struct sp_core *c, struct samepage_stats *out);
+
+/* extra kernel mappings the merges created (walks every item) */
+uint64_t sp_core_count_mappings(const struct sp_core *c);
 
 /* bytes of engine metadata right now */
 uint64_t sp_core_metadata_bytes(const struct sp_core *c);

@@ -22,6 +22,37 @@ uint64_t sp_core_metadata_bytes(const struct sp_core *c)
 	       sp_unstable_bytes(&c->unstable);
 }
 
+/* Extra kernel mappings the merges split the regions into: a region is one
+ * mapping until pages in it map the store; then every change between
+ * anonymous memory and store pages, and every break in store offsets, starts
+ * another. A page whose copy-on-write was broken stays in its store mapping
+ * (its offset is no longer known; it is taken to continue its neighbour). */
+uint64_t sp_core_count_mappings(const struct sp_core *c)
+{
+	uint64_t total = 0;
+
+	for (uint32_t r = 0; r < c->rmap.nregions; r++) {
+		const struct sp_region *g = &c->rmap.regions[r];
+		int64_t prev = -1; /* -1 anonymous, else store page minus index */
+		uint64_t segs = 1;
+
+		for (uint64_t i = 0; i < g->npages; i++) {
+			const struct sp_item *it = &c->rmap.items[g->first_id + i];
+			int64_t cur = -1;
+
+			if (it->flags & SP_IT_STABLE)
+				cur = (int64_t)c->stable.nodes[it->link].pg - (int64_t)i;
+			else if (it->flags & SP_IT_FILEMAP)
+				cur = prev >= 0 || prev < -1 ? prev : -2; /* store, offset unknown */
+			if (i && cur != prev && !(cur == -2 && prev != -1))
+				segs++;
+			prev = cur;
+		}
+		total += segs - 1;
+	}
+	return total;
+}
+
 void sp_core_stats(const struct sp_core *c, struct samepage_stats *out)
 {
 	const struct sp_stable *st = &c->stable;
@@ -42,7 +73,7 @@ void sp_core_stats(const struct sp_core *c, struct samepage_stats *out)
 	out->stable_node_dups = st->dups;
 	out->rmap_items = c->cnt.rmap_items;
 	out->metadata_bytes = sp_core_metadata_bytes(c);
-	out->mappings = c->be ? c->be->mappings : 0;
+	out->mappings = c->cnt.mappings;
 	out->mappings_budget = budget > 0 ? (uint64_t)budget : 0;
 	out->longest_batch_ns = c->cnt.longest_batch_ns;
 	profit = (int64_t)((out->pages_sharing + out->ksm_zero_pages) * SP_PAGE_SIZE) -

@@ -292,6 +292,7 @@ static void end_full_scan(struct sp_core *c)
 {
 	c->cnt.full_scans++;
 	c->seq++;
+	c->cnt.mappings = sp_core_count_mappings(c);
 	sp_unstable_reset(&c->unstable, c->rmap.tracked);
 	c->be->ops->map_recount(c->be);
 }
