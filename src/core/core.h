@@ -37,6 +37,15 @@ struct sp_counters {
 
 #define SP_BATCH_MAX 64 /* pages read, hashed and merged together */
 
+/* advisor_mode=scan-time state (advisor.c) */
+struct sp_advisor {
+	int started;
+	uint64_t start_ns;
+	uint64_t scan_time; /* seconds, previous full scan */
+	uint64_t change;    /* percent, smoothed            */
+	uint64_t cpu_ns;    /* scanner CPU at the previous scan's end */
+};
+
 struct sp_core {
 	struct sp_backend *be;
 	struct sp_knobs knobs;
@@ -44,6 +53,7 @@ struct sp_core {
 	struct sp_stable stable;    /* store pages and their index       */
 	struct sp_unstable unstable;/* this scan's unique pages          */
 	struct sp_counters cnt;
+	struct sp_advisor advisor;
 
 	/* scan cursor */
 	uint32_t cur_region; /* index into rmap.regions            */
@@ -51,10 +61,14 @@ struct sp_core {
 	uint8_t seq;         /* full_scans, low bits: unstable gen */
 
 	uint64_t last_prune_ns;
+	uint64_t slow_page_ns; /* slowest recent cost per page, decaying: sizes batches */
+	int recount_wanted; /* a full scan ended: mappings should be recounted */
 
 	/* scratch for one batch */
 	uint8_t flags[SP_BATCH_MAX];
-	uint64_t hashes[SP_BATCH_MAX];
+	uint64_t hashes[SP_BATCH_MAX]; /* index keys: content hash, mixed with the node */
+	uint64_t raw[SP_BATCH_MAX];    /* content hashes                                */
+	int nodes[SP_BATCH_MAX];
 	uint8_t *buf;      /* SP_BATCH_MAX pages: the batch's content */
 	uint8_t *verify;   /* SP_BATCH_MAX pages: re-read under freeze */
 	uint8_t *partner;  /* SP_BATCH_MAX pages: partner pages      */
@@ -79,6 +93,11 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 
 /* run=2: breaks every merge, forgets every stable page. 0 or -errno. */
 int sp_core_unmerge_all(struct sp_core *c);
+
+/* advisor.c: mode switch, start and end of a full scan */
+void sp_core_advisor_reset(struct sp_core *c);
+void sp_core_advisor_start(struct sp_core *c);
+void sp_core_advisor_stop(struct sp_core *c);
 
 /* Called in the parent before fork(): pins every current store page. */
 void sp_core_pin_for_fork(struct sp_core *c);

@@ -15,6 +15,12 @@ uint64_t sp_hash_page(const void *page);
 /* the hash of an all-zero page */
 uint64_t sp_hash_zero(void);
 
+/* The index key of a page on NUMA node nid (merge_across_nodes=0). */
+static inline uint64_t sp_node_key(uint64_t hash, int nid)
+{
+	return hash ^ ((uint64_t)(nid + 1) * 0x9E3779B97F4A7C15ull);
+}
+
 /* internal: the AVX2 build of the same function */
 uint64_t sp_hash_page_avx2(const void *page);
 

@@ -3,11 +3,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/knobs.h"
 
-#define K(n, t, d, lo, hi, h) {#n, t, offsetof(struct sp_knobs, n), d, lo, hi, h}
+#define K(n, t, d, lo, hi, h) {#n, t, offsetof(struct sp_knobs, n), d, lo, hi, h, NULL}
+
+static const char *const advisor_words[] = {"none", "scan-time", NULL};
 
 const struct sp_knob sp_knob_table[] = {
 	K(run, SP_KNOB_UINT, 0, 0, 2, "0 stop (keep merges), 1 merge, 2 unmerge everything and stop"),
@@ -16,6 +19,14 @@ const struct sp_knob sp_knob_table[] = {
 	K(max_page_sharing, SP_KNOB_INT, 256, 2, INT_MAX, "most sharers of one store page (EBUSY while pages are shared)"),
 	K(use_zero_pages, SP_KNOB_BOOL, 0, 0, 1, "drop all-zero pages to the kernel's zero page"),
 	K(stable_node_chains_prune_millisecs, SP_KNOB_UINT, 2000, 0, UINT_MAX, "how often chains are pruned, ms"),
+	K(merge_across_nodes, SP_KNOB_UINT, 1, 0, 1, "merge pages of different NUMA nodes (EBUSY while pages are shared)"),
+	K(smart_scan, SP_KNOB_BOOL, 1, 0, 1, "skip pages that stayed unique on recent visits"),
+	{"advisor_mode", SP_KNOB_ENUM, offsetof(struct sp_knobs, advisor_mode), SP_ADVISOR_NONE, 0, 1,
+	 "none, or scan-time: pages_to_scan adapts to reach advisor_target_scan_time", advisor_words},
+	K(advisor_max_cpu, SP_KNOB_UINT, 70, 0, UINT_MAX, "advisor: most CPU percent the scanner may use"),
+	K(advisor_target_scan_time, SP_KNOB_UINT, 200, 1, UINT_MAX, "advisor: seconds a full scan should take"),
+	K(advisor_min_pages_to_scan, SP_KNOB_UINT, 500, 0, UINT_MAX, "advisor: smallest pages_to_scan"),
+	K(advisor_max_pages_to_scan, SP_KNOB_UINT, 30000, 0, UINT_MAX, "advisor: largest pages_to_scan"),
 	K(batch_usecs, SP_KNOB_UINT, 1000, 10, 1000000,
 	  "engine: longest uninterrupted batch, us (the scanner yields in between)"),
 };
@@ -105,6 +116,35 @@ static int parse_bool(const char *s, uint32_t *out)
 	return -EINVAL;
 }
 
+/* sysfs_streq: equal, ignoring one trailing newline on either side. */
+static int streq_nl(const char *a, const char *b)
+{
+	while (*a && *a == *b) {
+		a++;
+		b++;
+	}
+	return (!*a && (!*b || (b[0] == '\n' && !b[1]))) || (!*b && a[0] == '\n' && !a[1]);
+}
+
+int sp_knob_format(const struct sp_knob *k, uint32_t v, char *buf, size_t len)
+{
+	size_t used = 0;
+	int n;
+
+	if (k->type != SP_KNOB_ENUM)
+		return snprintf(buf, len, "%u", v);
+	if (len)
+		buf[0] = 0;
+	for (uint32_t i = 0; k->words[i]; i++) {
+		n = snprintf(buf + used, len > used ? len - used : 0, i == v ? "%s[%s]" : "%s%s", i ? " " : "",
+			     k->words[i]);
+		if (n < 0)
+			return n;
+		used += (size_t)n;
+	}
+	return (int)used;
+}
+
 int sp_knob_parse(const struct sp_knob *k, const char *text, uint32_t *out)
 {
 	unsigned long long u;
@@ -112,6 +152,14 @@ int sp_knob_parse(const struct sp_knob *k, const char *text, uint32_t *out)
 	int err;
 
 	switch (k->type) {
+	case SP_KNOB_ENUM:
+		for (uint32_t w = 0; k->words[w]; w++) {
+			if (streq_nl(k->words[w], text)) {
+				*out = w;
+				return 0;
+			}
+		}
+		return -EINVAL;
 	case SP_KNOB_BOOL:
 		return parse_bool(text, out);
 	case SP_KNOB_INT:

@@ -21,13 +21,23 @@ struct sp_knobs {
 	uint32_t max_page_sharing;
 	uint32_t use_zero_pages;
 	uint32_t stable_node_chains_prune_millisecs;
+	uint32_t merge_across_nodes;
+	uint32_t smart_scan;
+	uint32_t advisor_mode; /* SP_ADVISOR_* */
+	uint32_t advisor_max_cpu;
+	uint32_t advisor_target_scan_time;
+	uint32_t advisor_min_pages_to_scan;
+	uint32_t advisor_max_pages_to_scan;
 	uint32_t batch_usecs; /* engine: longest uninterrupted batch */
 };
+
+enum { SP_ADVISOR_NONE, SP_ADVISOR_SCAN_TIME };
 
 enum sp_knob_type {
 	SP_KNOB_UINT,    /* kstrtoul, <= UINT_MAX, then [min, max]      */
 	SP_KNOB_INT,     /* kstrtoint (max_page_sharing), then >= min   */
 	SP_KNOB_BOOL,    /* kstrtobool                                   */
+	SP_KNOB_ENUM,    /* one word of `words`; shown as "[none] scan-time" */
 };
 
 struct sp_knob {
@@ -36,6 +46,7 @@ struct sp_knob {
 	size_t offset; /* into struct sp_knobs */
 	uint32_t def, min, max;
 	const char *help;
+	const char *const *words; /* SP_KNOB_ENUM: the values, by index */
 };
 
 extern const struct sp_knob sp_knob_table[];
@@ -46,6 +57,8 @@ const struct sp_knob *sp_knob_find(const char *name);
 /* Parses text for knob k. 0 with *out set, or -EINVAL / -ERANGE. */
 int sp_knob_parse(const struct sp_knob *k, const char *text, uint32_t *out);
 void sp_knobs_defaults(struct sp_knobs *kn);
+/* The value as sysfs shows it (without newline). Returns snprintf's count. */
+int sp_knob_format(const struct sp_knob *k, uint32_t v, char *buf, size_t len);
 
 static inline uint32_t *sp_knob_ptr(struct sp_knobs *kn, const struct sp_knob *k)
 {

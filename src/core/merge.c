@@ -47,6 +47,12 @@ static uint32_t span(const uint8_t *ok, uint32_t i, uint32_t n)
 	return j;
 }
 
+/* The NUMA node new store pages of the run belong on (-1: anywhere). */
+static int run_node(const struct sp_core *c, const struct sp_run *r)
+{
+	return c->knobs.merge_across_nodes ? -1 : c->nodes[r->i0];
+}
+
 static int have_budget(struct sp_core *c)
 {
 	return c->be->ops->map_budget(c->be) > 0;
@@ -124,7 +130,7 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 		int mine, theirs;
 
 		j = span(ok, k, r->n);
-		if (!ok[k] || o->store_alloc(c->be, j - k, &pg)) {
+		if (!ok[k] || o->store_alloc(c->be, j - k, run_node(c, r), &pg)) {
 			thaw(c, a, j - k);
 			thaw(c, pa, j - k);
 			if (ok[k])
@@ -147,7 +153,7 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 
 			if (!mine || !theirs)
 				node = sp_stable_add(&c->stable, c->hashes[idx], (uint32_t)(pg + m - k),
-						     r->nodes[m], 0);
+						     r->nodes[m], (uint16_t)(run_node(c, r) + 1));
 			if (!node) { /* nobody maps it (or no memory for a node) */
 				o->store_free(c->be, pg + m - k);
 				continue;

@@ -9,11 +9,17 @@
  *
  *   1. already merged and still mapping its store page: nothing to do;
  *      merged but written since (copy-on-write broken): drop the sharer;
- *   2. equal to a stable page with room for a sharer: join it;
+ *   2. smart_scan: a page that stayed unmerged for a while is skipped on
+ *      some visits (1, 2, 4 then 8 of them as it ages);
  *   3. changed since the previous visit: volatile, remember the new hash;
  *   4. all zeros and use_zero_pages: drop it to the kernel's zero page;
- *   5. equal to a page already in the unstable index: merge the two;
- *   6. otherwise: put it in the unstable index.
+ *   5. equal to a stable page with room for a sharer: join it;
+ *   6. equal to a page already in the unstable index: merge the two;
+ *   7. otherwise: put it in the unstable index.
+ *
+ * With merge_across_nodes=0 the index key is the content hash mixed with
+ * the page's NUMA node, which gives every node its own stable and unstable
+ * index without keeping separate tables.
  *
  * Consecutive pages that merge the same way become one run (merge.h).
  * Classification never changes state; applying it does, so a page can be
@@ -92,6 +98,14 @@ static struct verdict classify(struct sp_core *c, uint32_t idx, uint32_t id)
 	uint32_t g;
 	int64_t j;
 
+	if (!(it->flags & SP_IT_CHECKED) || it->hash != h) {
+		v.cls = CLS_VOLATILE;
+		return v;
+	}
+	if (c->knobs.use_zero_pages && c->raw[idx] == sp_hash_zero() && is_zero(d)) {
+		v.cls = CLS_ZERO;
+		return v;
+	}
 	for (g = sp_stable_first(&c->stable, h); g; g = sp_stable_next(&c->stable, g, h)) {
 		uint32_t pg = sp_stable_group_page(&c->stable, g);
 
@@ -105,14 +119,6 @@ static struct verdict classify(struct sp_core *c, uint32_t idx, uint32_t id)
 		}
 		v.node = g; /* full: a new page of this content joins the group */
 		break;
-	}
-	if (!(it->flags & SP_IT_CHECKED) || it->hash != h) {
-		v.cls = CLS_VOLATILE;
-		return v;
-	}
-	if (c->knobs.use_zero_pages && h == sp_hash_zero() && is_zero(d)) {
-		v.cls = CLS_ZERO;
-		return v;
 	}
 	j = sp_unstable_find(&c->unstable, &c->rmap, h, id);
 	if (j >= 0) {
@@ -219,23 +225,59 @@ static void read_and_hash(struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t
 			got = 0;
 		for (uint32_t k = i; k < j; k++) {
 			if ((long)(k - i) < got)
-				c->hashes[k] = sp_hash_page(c->buf + (size_t)k * PAGE);
+				c->raw[k] = c->hashes[k] = sp_hash_page(c->buf + (size_t)k * PAGE);
 			else
 				need[k] = 0;
 		}
 		i = j;
 	}
+	if (c->knobs.merge_across_nodes || !c->be->ops->node)
+		return;
+	if (c->be->ops->node(c->be, addr, n, c->nodes))
+		return;
+	for (i = 0; i < n; i++)
+		if (need[i] && c->nodes[i] >= 0)
+			c->hashes[i] = sp_node_key(c->raw[i], c->nodes[i]);
 }
 
-/* One batch: pages [p0, p0 + n) of region r. Returns pages scanned. */
-static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t n)
+/* Smart scan, as the kernel ages its rmap items: every visit of a page that
+ * is not merged ages it; from age 3 on it may be skipped, 1, 2, 4 and then
+ * 8 visits in a row as it ages, with a real visit in between. */
+static int smart_skip(struct sp_core *c, uint32_t id, struct sp_item *it)
+{
+	uint8_t age = it->age;
+
+	if (!c->knobs.smart_scan)
+		return 0;
+	if (age != UINT8_MAX)
+		it->age++;
+	if (age < 3)
+		return 0;
+	if (!it->skip) {
+		it->skip = age <= 3 ? 1 : age <= 5 ? 2 : age <= 8 ? 4 : 8;
+		return 0;
+	}
+	it->skip--;
+	c->cnt.pages_skipped++;
+	sp_core_leave_unstable(c, id, it);
+	return 1;
+}
+
+/* One batch: pages [p0, p0 + n) of region r. Returns pages scanned; *used
+ * gets how many pages of the batch were dealt with. When merging runs late
+ * (deadline_ns passed) the batch ends early and the rest of it is put back
+ * as it was, for the next call. */
+static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t n, uint64_t deadline_ns,
+			   uint32_t *used)
 {
 	const struct sp_region *reg = &c->rmap.regions[r];
 	uintptr_t addr = reg->start + (uintptr_t)(p0 << SP_PAGE_SHIFT);
 	uint32_t id0 = reg->first_id + (uint32_t)p0, i, scanned = 0;
-	uint8_t need[SP_BATCH_MAX];
+	uint8_t need[SP_BATCH_MAX], counted[SP_BATCH_MAX], skipped[SP_BATCH_MAX];
+	uint8_t age[SP_BATCH_MAX], skip[SP_BATCH_MAX];
 	struct sp_run run = {.kind = SP_RUN_NONE, .region = r, .id0 = id0, .addr0 = addr};
 
+	*used = n;
 	if (c->be->ops->query(c->be, addr, n, c->flags))
 		return 0;
 	for (i = 0; i < n; i++) {
@@ -243,7 +285,9 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 		uint8_t f = c->flags[i];
 		int present = (f & (SP_PG_PRESENT | SP_PG_SWAPPED)) && !(f & SP_PG_ZEROPFN);
 
-		need[i] = 0;
+		need[i] = counted[i] = skipped[i] = 0;
+		age[i] = it->age;
+		skip[i] = it->skip;
 		if (it->flags & SP_IT_ZERO) {
 			if (present && !(f & SP_PG_FILE)) { /* written since */
 				it->flags &= ~SP_IT_ZERO;
@@ -256,6 +300,7 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 			if (!present || (f & SP_PG_FILE)) {
 				/* still mapping its store page (or not
 				 * faulted in yet, which maps it too) */
+				counted[i] = (uint8_t)present;
 				scanned += present;
 				continue;
 			}
@@ -267,8 +312,12 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 			continue;
 		}
 		sp_core_seen(c, it);
+		if (smart_skip(c, id0 + i, it)) {
+			skipped[i] = 1;
+			continue;
+		}
 		sp_core_leave_unstable(c, id0 + i, it); /* last scan's entry ends here */
-		need[i] = 1;
+		need[i] = counted[i] = 1;
 		scanned++;
 	}
 	read_and_hash(c, addr, n, need);
@@ -280,21 +329,35 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 		v = classify(c, i, id0 + i);
 		if (run.kind != SP_RUN_NONE && !extends(c, &run, i, &v)) {
 			sp_merge_run(c, &run);
+			if (deadline_ns && c->be->ops->now_ns(c->be) >= deadline_ns)
+				break; /* out of time: page i onwards wait */
 			v = classify(c, i, id0 + i);
 		}
 		apply(c, &run, i, id0 + i, &v);
 	}
 	sp_merge_run(c, &run);
+	if (i < n) {
+		*used = i;
+		for (; i < n; i++) {
+			struct sp_item *it = sp_rmap_item(&c->rmap, id0 + i);
+
+			it->age = age[i];
+			it->skip = skip[i];
+			c->cnt.pages_skipped -= skipped[i];
+			scanned -= counted[i];
+		}
+	}
 	return scanned;
 }
 
 static void end_full_scan(struct sp_core *c)
 {
+	sp_core_advisor_stop(c);
 	c->cnt.full_scans++;
 	c->seq++;
 	c->cnt.mappings = sp_core_count_mappings(c);
 	sp_unstable_reset(&c->unstable, c->rmap.tracked);
-	c->be->ops->map_recount(c->be);
+	c->recount_wanted = 1; /* the engine recounts mappings outside its lock */
 }
 
 static void maybe_prune(struct sp_core *c, uint64_t now)
@@ -309,15 +372,17 @@ static void maybe_prune(struct sp_core *c, uint64_t now)
 
 uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_ns)
 {
-	uint64_t scanned = 0, t0 = c->be->ops->now_ns(c->be), took;
+	uint64_t scanned = 0, t0 = c->be->ops->now_ns(c->be), took, now = t0;
+	uint64_t cpu0 = c->be->ops->cpu_ns(c->be);
 	uint64_t at_wrap = 0;
 	int wrapped = 0;
 
 	maybe_prune(c, t0);
+	c->slow_page_ns -= c->slow_page_ns / 16; /* forget slow pages slowly */
 	while (scanned < max_pages && c->rmap.nregions) {
 		const struct sp_region *reg;
-		uint64_t left;
-		uint32_t n;
+		uint64_t left, t;
+		uint32_t n, used;
 
 		if (c->cur_region >= c->rmap.nregions) {
 			c->cur_region = 0;
@@ -336,15 +401,34 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 			c->cur_page = 0;
 			continue;
 		}
+		if (c->cur_region == 0 && c->cur_page == 0)
+			sp_core_advisor_start(c);
 		left = reg->npages - c->cur_page;
 		n = left < SP_BATCH_MAX ? (uint32_t)left : SP_BATCH_MAX;
-		scanned += scan_batch(c, c->cur_region, c->cur_page, n);
-		c->cur_page += n;
-		if (deadline_ns && c->be->ops->now_ns(c->be) >= deadline_ns)
+		if (deadline_ns) {
+			/* as many pages as fit before the deadline at the
+			 * slowest per-page cost seen lately (merging pages one
+			 * by one costs 20x more than hashing them) */
+			uint64_t room = deadline_ns > now ? deadline_ns - now : 0;
+			uint64_t fit = c->slow_page_ns ? room / c->slow_page_ns : SP_BATCH_MAX;
+
+			if (!fit && (scanned || wrapped))
+				break;
+			if (fit < n)
+				n = fit ? (uint32_t)fit : 1;
+		}
+		scanned += scan_batch(c, c->cur_region, c->cur_page, n, deadline_ns, &used);
+		c->cur_page += used;
+		t = c->be->ops->now_ns(c->be);
+		if (used && (t - now) / used > c->slow_page_ns)
+			c->slow_page_ns = (t - now) / used;
+		now = t;
+		if (deadline_ns && now >= deadline_ns)
 			break;
 	}
 	c->cnt.pages_scanned += scanned;
-	took = c->be->ops->now_ns(c->be) - t0;
+	/* CPU time: time the scanner was preempted did not keep anyone waiting */
+	took = c->be->ops->cpu_ns(c->be) - cpu0;
 	if (took > c->cnt.longest_batch_ns)
 		c->cnt.longest_batch_ns = took;
 	return scanned;

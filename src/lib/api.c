@@ -131,7 +131,7 @@ SAMEPAGE_API int samepage_get(const char *name, char *buf, size_t len)
 		goto out;
 	k = sp_knob_find(name);
 	if (k) {
-		n = snprintf(buf, len, "%" PRIu32, *sp_knob_ptr(&e->core.knobs, k));
+		n = sp_knob_format(k, *sp_knob_ptr(&e->core.knobs, k), buf, len);
 		err = n < 0 || (size_t)n >= len ? -ERANGE : 0;
 	} else {
 		fill_stats(&s);
@@ -148,9 +148,17 @@ static int set_locked(struct sp_engine *e, const struct sp_knob *k, uint32_t v)
 	uint32_t *p = sp_knob_ptr(&c->knobs, k);
 	int err;
 
+	if (!strcmp(k->name, "pages_to_scan") && c->knobs.advisor_mode != SP_ADVISOR_NONE)
+		return -EINVAL; /* as the kernel: the advisor owns it */
+	if (!strcmp(k->name, "advisor_mode")) {
+		/* as the kernel: switching (even to the same mode) resets */
+		*p = v;
+		sp_core_advisor_reset(c);
+		return 0;
+	}
 	if (*p == v)
 		return 0;
-	if (!strcmp(k->name, "max_page_sharing") && c->stable.pages)
+	if ((!strcmp(k->name, "max_page_sharing") || !strcmp(k->name, "merge_across_nodes")) && c->stable.pages)
 		return -EBUSY; /* as the kernel: only with no shared pages */
 	if (!strcmp(k->name, "run") && v == 2) {
 		*p = 2;

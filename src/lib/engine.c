@@ -153,6 +153,22 @@ static void sleep_ms(struct sp_engine *e, uint32_t ms)
 	pthread_cond_timedwait(&e->wake, &e->lock, &ts);
 }
 
+/* Counting the process's mappings reads /proc/self/maps, which takes
+ * milliseconds with tens of thousands of mappings: never under the lock. */
+static void recount_unlocked(struct sp_engine *e)
+{
+	struct sp_budget *bg = &e->local.budget;
+	long added, n;
+
+	if (!sp_budget_due(bg, mono_ns()))
+		return;
+	added = bg->added;
+	pthread_mutex_unlock(&e->lock);
+	n = sp_count_mappings();
+	pthread_mutex_lock(&e->lock);
+	sp_budget_set(bg, n, added, mono_ns());
+}
+
 static void *scanner(void *arg)
 {
 	struct sp_engine *e = arg;
@@ -177,6 +193,10 @@ static void *scanner(void *arg)
 		left = got >= left ? 0 : left - got;
 		if (c->cnt.full_scans != scans)
 			pthread_cond_broadcast(&e->scanned);
+		if (c->recount_wanted) {
+			c->recount_wanted = 0;
+			recount_unlocked(e);
+		}
 		if (left && got) {
 			/* the slice hit its time bound: let others in, go on */
 			pthread_mutex_unlock(&e->lock);

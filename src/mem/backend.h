@@ -61,8 +61,9 @@ struct sp_backend_ops {
 	 * memory is unregistered). 0 or -errno. */
 	int (*restore)(struct sp_backend *b, uintptr_t addr, size_t n);
 
-	/* The store: n consecutive pages, their content, their release. */
-	int (*store_alloc)(struct sp_backend *b, size_t n, uint64_t *pg);
+	/* The store: n consecutive pages (on NUMA node nid, -1 any), their
+	 * content, their release. */
+	int (*store_alloc)(struct sp_backend *b, size_t n, int nid, uint64_t *pg);
 	void *(*store_page)(struct sp_backend *b, uint64_t pg);
 	void (*store_free)(struct sp_backend *b, uint64_t pg);
 

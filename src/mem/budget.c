@@ -67,17 +67,25 @@ long sp_budget_left(const struct sp_budget *bg)
 	return bg->max_map_count - bg->reserve - bg->counted - bg->added;
 }
 
-void sp_budget_recount(struct sp_budget *bg, uint64_t now_ns)
+int sp_budget_due(const struct sp_budget *bg, uint64_t now_ns)
 {
-	long n;
+	return bg->added && now_ns - bg->counted_at_ns >= RECOUNT_NS;
+}
 
-	if (!bg->added || now_ns - bg->counted_at_ns < RECOUNT_NS)
+void sp_budget_set(struct sp_budget *bg, long counted, long added_during, uint64_t now_ns)
+{
+	if (counted < 0)
 		return;
-	n = sp_count_mappings();
-	if (n < 0)
-		return;
-	bg->counted = n;
-	bg->added = 0;
+	bg->counted = counted;
+	bg->added -= added_during < bg->added ? added_during : bg->added;
 	bg->counted_at_ns = now_ns;
 	bg->max_map_count = read_long("/proc/sys/vm/max_map_count", bg->max_map_count);
+}
+
+void sp_budget_recount(struct sp_budget *bg, uint64_t now_ns)
+{
+	long added = bg->added;
+
+	if (sp_budget_due(bg, now_ns))
+		sp_budget_set(bg, sp_count_mappings(), added, now_ns);
 }

@@ -161,9 +161,11 @@ static int fake_restore(struct sp_backend *b, uintptr_t addr, size_t n)
 	return fake_unmerge(b, addr, n);
 }
 
-static int fake_store_alloc(struct sp_backend *b, size_t n, uint64_t *pg)
+static int fake_store_alloc(struct sp_backend *b, size_t n, int nid, uint64_t *pg)
 {
 	struct sp_fake *f = F(b);
+
+	f->last_alloc_nid = nid;
 	size_t i, run = 0;
 
 	if (inject(&f->fail_alloc))
@@ -206,6 +208,16 @@ static void fake_map_recount(struct sp_backend *b)
 	(void)b;
 }
 
+static int fake_node(struct sp_backend *b, uintptr_t addr, size_t n, int *nodes)
+{
+	struct sp_fake *f = F(b);
+	size_t p = index_of(f, addr);
+
+	for (size_t i = 0; i < n; i++)
+		nodes[i] = f->node_of ? f->node_of[p + i] : 0;
+	return 0;
+}
+
 static uint64_t fake_now_ns(struct sp_backend *b)
 {
 	struct sp_fake *f = F(b);
@@ -228,7 +240,7 @@ static const struct sp_backend_ops fake_ops = {
 	.store_free = fake_store_free,
 	.map_budget = fake_map_budget,
 	.map_recount = fake_map_recount,
-	.node = NULL,
+	.node = fake_node,
 	.now_ns = fake_now_ns,
 	.cpu_ns = fake_now_ns,
 };
@@ -264,6 +276,7 @@ void sp_fake_destroy(struct sp_fake *f)
 	free(f->absent);
 	free(f->store);
 	free(f->store_used);
+	free(f->node_of);
 	memset(f, 0, sizeof(*f));
 }
 

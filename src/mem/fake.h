@@ -34,6 +34,8 @@ struct sp_fake {
 	/* statistics for assertions */
 	uint64_t n_freeze, n_thaw, n_remap, n_zap, n_frozen_now, n_write_while_frozen;
 	uint64_t store_pages_used;
+	int *node_of;        /* optional (malloc'd): NUMA node of each page */
+	int last_alloc_nid;  /* node asked for by the last store_alloc       */
 };
 
 int sp_fake_init(struct sp_fake *f, size_t npages, size_t store_pages);

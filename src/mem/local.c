@@ -136,9 +136,20 @@ static int local_restore(struct sp_backend *b, uintptr_t addr, size_t n)
 	return 0;
 }
 
-static int local_store_alloc(struct sp_backend *b, size_t n, uint64_t *pg)
+static int local_store_alloc(struct sp_backend *b, size_t n, int nid, uint64_t *pg)
 {
-	return sp_store_alloc(&L(b)->store, n, pg);
+	struct sp_local *l = L(b);
+	int err = sp_store_alloc(&l->store, n, pg);
+
+	if (!err && nid >= 0)
+		sp_numa_prefer(l->store.view + *pg * PAGE, n * PAGE, nid);
+	return err;
+}
+
+static int local_node(struct sp_backend *b, uintptr_t addr, size_t n, int *nodes)
+{
+	(void)b;
+	return sp_numa_nodes(addr, n, nodes);
 }
 
 static void *local_store_page(struct sp_backend *b, uint64_t pg)
@@ -183,7 +194,7 @@ static long local_map_budget(struct sp_backend *b)
 
 static void local_map_recount(struct sp_backend *b)
 {
-	sp_budget_recount(&L(b)->budget, local_now_ns(b));
+	(void)b; /* the engine recounts outside its lock (engine.c) */
 }
 
 static const struct sp_backend_ops local_ops = {
@@ -200,7 +211,7 @@ static const struct sp_backend_ops local_ops = {
 	.store_free = local_store_free,
 	.map_budget = local_map_budget,
 	.map_recount = local_map_recount,
-	.node = NULL,
+	.node = local_node,
 	.now_ns = local_now_ns,
 	.cpu_ns = local_cpu_ns,
 };

@@ -70,8 +70,18 @@ struct sp_budget {
 void sp_budget_init(struct sp_budget *bg);
 long sp_budget_left(const struct sp_budget *bg);
 void sp_budget_recount(struct sp_budget *bg, uint64_t now_ns);
+/* The same in two steps, so the slow count can run without the engine's
+ * lock: due? then count (no lock), then set with the `added` value read
+ * before counting (mappings added during the count stay counted). */
+int sp_budget_due(const struct sp_budget *bg, uint64_t now_ns);
+void sp_budget_set(struct sp_budget *bg, long counted, long added_before, uint64_t now_ns);
 /* mappings in /proc/self/maps, or -errno */
 long sp_count_mappings(void);
+
+/* numa.c: the node of each page (-1 not present or unknown), and a
+ * preference for where the pages of a range get allocated. */
+int sp_numa_nodes(uintptr_t addr, size_t n, int *nodes);
+void sp_numa_prefer(void *addr, size_t len, int nid);
 
 struct sp_local {
 	struct sp_backend be;
