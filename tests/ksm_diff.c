@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ksm_diff.c - the engine against the kernel's KSM, counter for counter.
+ *
+ * One static workload with known duplicate groups (1000, 300, 257, 256 and 2
+ * copies of a content, zero pages and unique pages, all interleaved) is
+ * merged twice in this process: by the kernel's ksmd (madvise MADV_MERGEABLE
+ * on one copy) and by libsamepage (samepage_madvise on another copy). Once
+ * each side has settled, pages_shared, pages_sharing, stable_node_chains,
+ * stable_node_dups and ksm_zero_pages must be equal, for use_zero_pages 0
+ * and 1 and for several max_page_sharing values (the chain boundaries).
+ *
+ * Needs root and a writable /sys/kernel/mm/ksm (skipped otherwise). Every
+ * knob is restored at exit (testlib), and the flock in t_ksm_save keeps
+ * other users of KSM out while this runs.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "samepage.h"
+#include "testlib.h"
+
+#define NGROUPS 5
+static const size_t group_size[NGROUPS] = {1000, 300, 257, 256, 2};
+#define NZERO 700
+#define NUNIQUE 400
+#define NPAGES (1000 + 300 + 257 + 256 + 2 + NZERO + NUNIQUE)
+#define SETTLE_MS 90000
+
+struct counters {
+	long shared, sharing, chains, dups, zero;
+};
+
+/* tags: groups 1..5, unique 100..; 0 zero. Interleaved by a fixed shuffle. */
+static uint32_t *layout(void)
+{
+	uint32_t *tags = malloc(NPAGES * sizeof(*tags));
+	uint64_t s = 12345;
+	size_t n = 0;
+
+	for (int g = 0; g < NGROUPS; g++)
+		for (size_t i = 0; i < group_size[g]; i++)
+			tags[n++] = (uint32_t)g + 1;
+	for (size_t i = 0; i < NZERO; i++)
+		tags[n++] = 0;
+	for (size_t i = 0; i < NUNIQUE; i++)
+		tags[n++] = 100 + (uint32_t)i;
+	for (size_t i = NPAGES - 1; i > 0; i--) {
+		size_t j;
+		uint32_t t;
+
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		j = s % (i + 1);
+		t = tags[i];
+		tags[i] = tags[j];
+		tags[j] = t;
+	}
+	return tags;
+}
+
+static uint8_t *build(const uint32_t *tags)
+{
+	uint8_t *m = t_map(NPAGES);
+
+	madvise(m, NPAGES * TPAGE, MADV_NOHUGEPAGE);
+	for (size_t i = 0; i < NPAGES; i++)
+		t_fill(m + i * TPAGE, tags[i]);
+	return m;
+}
+
+static void kernel_counters(struct counters *c)
+{
+	c->shared = t_ksm_get("pages_shared");
+	c->sharing = t_ksm_get("pages_sharing");
+	c->chains = t_ksm_get("stable_node_chains");
+	c->dups = t_ksm_get("stable_node_dups");
+	c->zero = t_ksm_get("ksm_zero_pages");
+}
+
+static void engine_counters(struct counters *c)
+{
+	struct samepage_stats st;
+
+	assert_int_equal(samepage_stats(&st), 0);
+	c->shared = (long)st.pages_shared;
+	c->sharing = (long)st.pages_sharing;
+	c->chains = (long)st.stable_node_chains;
+	c->dups = (long)st.stable_node_dups;
+	c->zero = (long)st.ksm_zero_pages;
+}
+
+static int same(const struct counters *a, const struct counters *b)
+{
+	return !memcmp(a, b, sizeof(*a));
+}
+
+/* The kernel has settled when its counters held through two more full
+ * scans after at least three. */
+static int kernel_settle(struct counters *out)
+{
+	uint64_t deadline = t_now_ms() + SETTLE_MS;
+	long start = t_ksm_get("full_scans"), seen = start;
+	struct counters prev = {-1, -1, -1, -1, -1};
+	int still = 0;
+
+	while (t_now_ms() < deadline) {
+		long fs = t_ksm_get("full_scans");
+
+		if (fs == seen) {
+			usleep(2000); /* polling a counter, with a deadline */
+			continue;
+		}
+		seen = fs;
+		kernel_counters(out);
+		if (fs - start >= 3 && same(out, &prev))
+			still++;
+		else
+			still = 0;
+		prev = *out;
+		if (still >= 2)
+			return 0;
+	}
+	return -1;
+}
+
+static int engine_settle(struct counters *out)
+{
+	uint64_t deadline = t_now_ms() + SETTLE_MS;
+	struct counters prev = {-1, -1, -1, -1, -1};
+	int still = 0, scans = 0;
+
+	while (t_now_ms() < deadline) {
+		if (samepage_wait_scans(1, 5000))
+			continue;
+		scans++;
+		engine_counters(out);
+		if (scans >= 3 && same(out, &prev))
+			still++;
+		else
+			still = 0;
+		prev = *out;
+		if (still >= 2)
+			return 0;
+	}
+	return -1;
+}
+
+static void print(const char *who, const struct counters *c)
+{
+	printf("  %-7s pages_shared %5ld pages_sharing %5ld chains %3ld dups %3ld ksm_zero_pages %4ld\n", who,
+	       c->shared, c->sharing, c->chains, c->dups, c->zero);
+}
+
+static void run_config(const char *mps, const char *zero)
+{
+	uint32_t *tags = layout();
+	uint8_t *km, *em;
+	struct counters k, e;
+
+	printf("max_page_sharing=%s use_zero_pages=%s\n", mps, zero);
+
+	/* the kernel */
+	t_ksm_set("run", "2");
+	t_ksm_set("run", "0");
+	assert_int_equal(t_ksm_set("max_page_sharing", mps), 0);
+	assert_int_equal(t_ksm_set("use_zero_pages", zero), 0);
+	t_ksm_set("smart_scan", "0");
+	t_ksm_set("advisor_mode", "none");
+	assert_int_equal(t_ksm_set("pages_to_scan", "5000"), 0);
+	assert_int_equal(t_ksm_set("sleep_millisecs", "1"), 0);
+	km = build(tags);
+	assert_int_equal(madvise(km, NPAGES * TPAGE, MADV_MERGEABLE), 0);
+	assert_int_equal(t_ksm_set("run", "1"), 0);
+	assert_int_equal(kernel_settle(&k), 0);
+	t_ksm_set("run", "2");
+	t_ksm_set("run", "0");
+	munmap(km, NPAGES * TPAGE);
+
+	/* the engine, same knobs */
+	assert_int_equal(samepage_set("run", "2"), 0);
+	assert_int_equal(samepage_set("run", "0"), 0);
+	assert_int_equal(samepage_set("max_page_sharing", mps), 0);
+	assert_int_equal(samepage_set("use_zero_pages", zero), 0);
+	assert_int_equal(samepage_set("smart_scan", "0"), 0);
+	assert_int_equal(samepage_set("pages_to_scan", "5000"), 0);
+	assert_int_equal(samepage_set("sleep_millisecs", "1"), 0);
+	em = build(tags);
+	assert_int_equal(samepage_madvise(em, NPAGES * TPAGE, SAMEPAGE_MERGEABLE), 0);
+	assert_int_equal(samepage_set("run", "1"), 0);
+	assert_int_equal(engine_settle(&e), 0);
+	assert_int_equal(samepage_set("run", "0"), 0);
+	/* and the memory still holds what was written */
+	for (size_t i = 0; i < NPAGES; i++)
+		assert_true(t_check(em + i * TPAGE, tags[i]));
+	assert_int_equal(samepage_munmap(em, NPAGES * TPAGE), 0);
+
+	print("kernel", &k);
+	print("engine", &e);
+	assert_int_equal(e.shared, k.shared);
+	assert_int_equal(e.sharing, k.sharing);
+	assert_int_equal(e.chains, k.chains);
+	assert_int_equal(e.dups, k.dups);
+	assert_int_equal(e.zero, k.zero);
+	free(tags);
+}
+
+static void diff_256_zero0(void **state)
+{
+	(void)state;
+	run_config("256", "0");
+}
+
+static void diff_256_zero1(void **state)
+{
+	(void)state;
+	run_config("256", "1");
+}
+
+static void diff_2_zero0(void **state)
+{
+	(void)state;
+	run_config("2", "0");
+}
+
+static void diff_100_zero1(void **state)
+{
+	(void)state;
+	run_config("100", "1");
+}
+
+static void diff_1000_zero0(void **state)
+{
+	(void)state;
+	run_config("1000", "0");
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	t_ksm_save();
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(diff_256_zero0),  cmocka_unit_test(diff_256_zero1), cmocka_unit_test(diff_2_zero0),
+		cmocka_unit_test(diff_100_zero1), cmocka_unit_test(diff_1000_zero0),
+	};
+
+	if (!t_ksm_available()) {
+		printf("the kernel's KSM is not writable here (not root, or no KSM): skipped\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
