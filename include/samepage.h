@@ -112,6 +112,22 @@ struct samepage_stats {
 SAMEPAGE_API int samepage_stats(struct samepage_stats *out);
 
 /*
+ * Per-range figures, like /proc/PID/ksm_stat for [addr, addr + len): pages
+ * of the range the engine tracks, how many of them are merged into a store
+ * page or dropped to the zero page, and the profit formula of ksm_stat:
+ * (merging_pages + zero_pages) * 4096 - rmap_items * (size of an item).
+ * Returns 0, or -1 with errno EINVAL (unaligned addr).
+ */
+struct samepage_region_stats {
+	uint64_t registered_pages; /* pages of the range that are registered    */
+	uint64_t rmap_items;       /* ksm_rmap_items: pages tracked (seen present) */
+	uint64_t merging_pages;    /* ksm_merging_pages: mapping a store page     */
+	uint64_t zero_pages;       /* ksm_zero_pages                              */
+	int64_t profit;            /* ksm_process_profit, for this range          */
+};
+SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_region_stats *out);
+
+/*
  * Blocks until n more full scans have completed or timeout_ms passes
  * (timeout_ms < 0: no limit). Scans only happen while run is 1 and memory
  * is registered. Returns 0, or -1 with errno ETIMEDOUT.

@@ -103,6 +103,8 @@ void sp_core_advisor_stop(struct sp_core *c);
 void sp_core_pin_for_fork(struct sp_core *c);
 
 void sp_core_stats(const struct sp_core *c, struct samepage_stats *out);
+struct samepage_region_stats;
+void sp_core_range_stats(const struct sp_core *c, uintptr_t start, uint64_t npages, struct samepage_region_stats *out);
 
 /* extra kernel mappings the merges created (walks every item) */
 uint64_t sp_core_count_mappings(const struct sp_core *c);

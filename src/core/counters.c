@@ -80,3 +80,26 @@ void sp_core_stats(const struct sp_core *c, struct samepage_stats *out)
 		 (int64_t)out->metadata_bytes - (int64_t)(out->mappings * SP_MAPPING_COST);
 	out->general_profit = profit;
 }
+
+void sp_core_range_stats(const struct sp_core *c, uintptr_t start, uint64_t npages, struct samepage_region_stats *out)
+{
+	uintptr_t end = start + (uintptr_t)(npages << SP_PAGE_SHIFT);
+
+	memset(out, 0, sizeof(*out));
+	for (uint32_t r = 0; r < c->rmap.nregions; r++) {
+		const struct sp_region *g = &c->rmap.regions[r];
+		uintptr_t gs = g->start, ge = gs + (uintptr_t)(g->npages << SP_PAGE_SHIFT);
+		uintptr_t lo = gs > start ? gs : start, hi = ge < end ? ge : end;
+
+		for (uintptr_t a = lo; a < hi; a += SP_PAGE_SIZE) {
+			const struct sp_item *it = &c->rmap.items[g->first_id + ((a - gs) >> SP_PAGE_SHIFT)];
+
+			out->registered_pages++;
+			out->rmap_items += !!(it->flags & SP_IT_SEEN);
+			out->merging_pages += !!(it->flags & SP_IT_STABLE);
+			out->zero_pages += !!(it->flags & SP_IT_ZERO);
+		}
+	}
+	out->profit = (int64_t)((out->merging_pages + out->zero_pages) * SP_PAGE_SIZE) -
+		      (int64_t)(out->rmap_items * sizeof(struct sp_item));
+}

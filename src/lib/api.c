@@ -217,6 +217,21 @@ SAMEPAGE_API int samepage_stats(struct samepage_stats *out)
 	return err ? fail(err) : 0;
 }
 
+SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_region_stats *out)
+{
+	struct sp_engine *e = &sp_engine;
+	int err;
+
+	if (!out || ((uintptr_t)addr & (PAGE - 1)))
+		return fail(EINVAL);
+	pthread_mutex_lock(&e->lock);
+	err = sp_engine_core();
+	if (!err)
+		sp_core_range_stats(&e->core, (uintptr_t)addr, (len + PAGE - 1) / PAGE, out);
+	pthread_mutex_unlock(&e->lock);
+	return err ? fail(err) : 0;
+}
+
 SAMEPAGE_API int samepage_wait_scans(unsigned n, int timeout_ms)
 {
 	struct sp_engine *e = &sp_engine;
