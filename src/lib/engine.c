@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/engine.h"
 #include "samepage.h"
@@ -174,6 +177,8 @@ static void *scanner(void *arg)
 	struct sp_engine *e = arg;
 	uint64_t left = 0; /* pages still to scan in this batch */
 
+	/* nice 5, as ksmd: the application's own threads win the CPU */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
 	pthread_mutex_lock(&e->lock);
 	for (;;) {
 		struct sp_core *c = &e->core;
