@@ -36,6 +36,7 @@ struct sp_counters {
 };
 
 #define SP_BATCH_MAX 64 /* pages read, hashed and merged together */
+#define SP_PAR_CHUNK 16 /* pages one scanner thread reads and hashes at a time */
 
 /* advisor_mode=scan-time state (advisor.c) */
 struct sp_advisor {
@@ -61,6 +62,10 @@ struct sp_core {
 	uint8_t seq;         /* full_scans, low bits: unstable gen */
 
 	uint64_t last_prune_ns;
+	/* optional: reads and hashes a batch with several threads, each
+	 * calling sp_core_read_hash on disjoint ranges (the engine's pool) */
+	void (*parallel)(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need);
+	void *parallel_ctx;
 	uint64_t slow_page_ns; /* slowest recent cost per page, decaying: sizes batches */
 	int recount_wanted; /* a full scan ended: mappings should be recounted */
 
@@ -93,6 +98,11 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 
 /* run=2: breaks every merge, forgets every stable page. 0 or -errno. */
 int sp_core_unmerge_all(struct sp_core *c);
+
+/* Reads pages [lo, hi) of the batch at addr that need[] marks and hashes
+ * them; unreadable pages are unmarked. Safe to call from several threads on
+ * disjoint ranges of one batch. */
+void sp_core_read_hash(struct sp_core *c, uintptr_t addr, uint32_t lo, uint32_t hi, uint8_t *need);
 
 /* advisor.c: mode switch, start and end of a full scan */
 void sp_core_advisor_reset(struct sp_core *c);

@@ -29,6 +29,7 @@ const struct sp_knob sp_knob_table[] = {
 	K(advisor_max_pages_to_scan, SP_KNOB_UINT, 30000, 0, UINT_MAX, "advisor: largest pages_to_scan"),
 	K(batch_usecs, SP_KNOB_UINT, 1000, 10, 1000000,
 	  "engine: longest uninterrupted batch, us (the scanner yields in between)"),
+	K(scan_threads, SP_KNOB_UINT, 1, 1, 64, "engine: threads that read and hash pages (the scanner and helpers)"),
 };
 const size_t sp_knob_count = sizeof(sp_knob_table) / sizeof(sp_knob_table[0]);
 

@@ -28,7 +28,8 @@ struct sp_knobs {
 	uint32_t advisor_target_scan_time;
 	uint32_t advisor_min_pages_to_scan;
 	uint32_t advisor_max_pages_to_scan;
-	uint32_t batch_usecs; /* engine: longest uninterrupted batch */
+	uint32_t batch_usecs;  /* engine: longest uninterrupted batch      */
+	uint32_t scan_threads; /* engine: threads reading and hashing pages */
 };
 
 enum { SP_ADVISOR_NONE, SP_ADVISOR_SCAN_TIME };

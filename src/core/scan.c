@@ -206,18 +206,18 @@ static void apply(struct sp_core *c, struct sp_run *r, uint32_t idx, uint32_t id
 
 /* Reads and hashes the pages of the batch marked in need[]. Pages that
  * could not be read are unmarked. */
-static void read_and_hash(struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need)
+void sp_core_read_hash(struct sp_core *c, uintptr_t addr, uint32_t lo, uint32_t hi, uint8_t *need)
 {
-	uint32_t i = 0, j;
+	uint32_t i = lo, j;
 
-	while (i < n) {
+	while (i < hi) {
 		long got;
 
 		if (!need[i]) {
 			i++;
 			continue;
 		}
-		for (j = i; j < n && need[j]; j++)
+		for (j = i; j < hi && need[j]; j++)
 			;
 		got = c->be->ops->read(c->be, addr + ((uintptr_t)i << SP_PAGE_SHIFT), j - i,
 				       c->buf + (size_t)i * PAGE);
@@ -231,6 +231,16 @@ static void read_and_hash(struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t
 		}
 		i = j;
 	}
+}
+
+static void read_and_hash(struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need)
+{
+	uint32_t i;
+
+	if (c->parallel && n >= 2 * SP_PAR_CHUNK)
+		c->parallel(c->parallel_ctx, c, addr, n, need);
+	else
+		sp_core_read_hash(c, addr, 0, n, need);
 	if (c->knobs.merge_across_nodes || !c->be->ops->node)
 		return;
 	if (c->be->ops->node(c->be, addr, n, c->nodes))

@@ -113,7 +113,9 @@ static void fill_stats(struct samepage_stats *out)
 	struct sp_engine *e = &sp_engine;
 
 	sp_core_stats(&e->core, out);
-	out->scan_cpu_ns = e->scan_cpu_ns;
+	/* the helpers' CPU counts too, including helpers stopped since */
+	out->scan_cpu_ns = e->scan_cpu_ns + e->helpers_cpu_ns +
+			   (e->pool_threads ? __atomic_load_n(&e->pool.cpu_ns, __ATOMIC_RELAXED) : 0);
 }
 
 SAMEPAGE_API int samepage_get(const char *name, char *buf, size_t len)
@@ -158,6 +160,12 @@ static int set_locked(struct sp_engine *e, const struct sp_knob *k, uint32_t v)
 	}
 	if (*p == v)
 		return 0;
+	if (!strcmp(k->name, "scan_threads")) {
+		err = sp_engine_threads(v);
+		if (!err)
+			*p = v;
+		return err;
+	}
 	if ((!strcmp(k->name, "max_page_sharing") || !strcmp(k->name, "merge_across_nodes")) && c->stable.pages)
 		return -EBUSY; /* as the kernel: only with no shared pages */
 	if (!strcmp(k->name, "run") && v == 2) {

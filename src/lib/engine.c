@@ -104,6 +104,8 @@ int sp_engine_core(void)
 		return -ENOMEM;
 	knobs_from_env(&e->core.knobs);
 	e->core_ready = 1;
+	if (e->core.knobs.scan_threads > 1 && sp_engine_threads(e->core.knobs.scan_threads))
+		e->core.knobs.scan_threads = 1;
 	return 0;
 }
 
@@ -236,6 +238,28 @@ int sp_engine_start_scanner(void)
 	if (err)
 		return -err;
 	e->thread_running = 1;
+	return 0;
+}
+
+int sp_engine_threads(uint32_t n)
+{
+	struct sp_engine *e = &sp_engine;
+	int err;
+
+	if (e->pool_threads) {
+		e->core.parallel = NULL;
+		sp_pool_stop(&e->pool);
+		e->helpers_cpu_ns += e->pool.cpu_ns;
+		e->pool_threads = 0;
+	}
+	if (n <= 1)
+		return 0;
+	err = sp_pool_start(&e->pool, (int)n - 1);
+	if (err)
+		return err;
+	e->pool_threads = (int)n - 1;
+	e->core.parallel = sp_pool_read_hash;
+	e->core.parallel_ctx = &e->pool;
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "lib/pool.h"
 #include "mem/local.h"
 
 struct sp_engine {
@@ -25,6 +26,9 @@ struct sp_engine {
 	struct sp_local local;
 	struct sp_core core;
 	uint64_t scan_cpu_ns;
+	struct sp_pool pool;
+	int pool_threads; /* helpers running (scan_threads - 1 when started) */
+	uint64_t helpers_cpu_ns; /* CPU of helper pools already stopped */
 };
 
 extern struct sp_engine sp_engine;
@@ -34,5 +38,7 @@ int sp_engine_core(void);    /* 0 or -ENOMEM */
 int sp_engine_backend(void); /* 0 or -errno (EPERM, ENOSYS, ...) */
 int sp_engine_start_scanner(void);
 void sp_engine_kick(void);   /* knobs changed: wake the scanner */
+/* scan_threads changed: starts or stops helpers. 0 or -errno. */
+int sp_engine_threads(uint32_t n);
 
 #endif /* SP_ENGINE_H */

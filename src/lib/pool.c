@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c - helper threads for reading and hashing (see pool.h).
+ *
+ * A job is published under the lock with a new generation; its chunks are
+ * claimed with a compare-and-swap on one 64-bit ticket that carries the
+ * generation in its upper half, so a helper that wakes late can never claim
+ * a chunk of a later job with an earlier job's parameters. The scanner
+ * claims chunks too, then waits (spinning: the chunks still out are a few
+ * microseconds of work) until every chunk is done.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/pool.h"
+
+/* Claims and runs chunks of generation gen until there are none left. */
+static void work(struct sp_pool *p, uint32_t gen, struct sp_core *c, uintptr_t addr, uint32_t n,
+		 uint32_t nchunks, uint8_t *need)
+{
+	for (;;) {
+		uint64_t t = __atomic_load_n(&p->ticket, __ATOMIC_ACQUIRE);
+		uint32_t k = (uint32_t)t;
+
+		if ((uint32_t)(t >> 32) != gen || k >= nchunks)
+			return;
+		if (!__atomic_compare_exchange_n(&p->ticket, &t, t + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			continue;
+		sp_core_read_hash(c, addr, k * SP_PAR_CHUNK, (k + 1) * SP_PAR_CHUNK < n ? (k + 1) * SP_PAR_CHUNK : n,
+				  need);
+		__atomic_add_fetch(&p->done, 1, __ATOMIC_RELEASE);
+	}
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *helper(void *arg)
+{
+	struct sp_pool *p = arg;
+	uint32_t seen = 0;
+
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		struct sp_core *c;
+		uintptr_t addr;
+		uint32_t gen, n, nchunks;
+		uint8_t *need;
+		uint64_t cpu;
+
+		while (!p->stop && p->gen == seen)
+			pthread_cond_wait(&p->go, &p->lock);
+		if (p->stop)
+			break;
+		seen = gen = p->gen;
+		c = p->c;
+		addr = p->addr;
+		n = p->n;
+		nchunks = p->nchunks;
+		need = p->need;
+		pthread_mutex_unlock(&p->lock);
+		cpu = thread_cpu_ns();
+		work(p, gen, c, addr, n, nchunks, need);
+		__atomic_add_fetch(&p->cpu_ns, thread_cpu_ns() - cpu, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int sp_pool_start(struct sp_pool *p, int nthreads)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->go, NULL);
+	p->threads = calloc((size_t)nthreads, sizeof(pthread_t));
+	if (!p->threads)
+		return -ENOMEM;
+	for (int i = 0; i < nthreads; i++) {
+		int err = pthread_create(&p->threads[i], NULL, helper, p);
+
+		if (err) {
+			sp_pool_stop(p);
+			return -err;
+		}
+		p->nthreads++;
+	}
+	return 0;
+}
+
+void sp_pool_stop(struct sp_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	free(p->threads);
+	p->threads = NULL;
+	p->nthreads = 0;
+}
+
+void sp_pool_read_hash(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need)
+{
+	struct sp_pool *p = ctx;
+	uint32_t nchunks = (n + SP_PAR_CHUNK - 1) / SP_PAR_CHUNK, gen;
+
+	pthread_mutex_lock(&p->lock);
+	gen = ++p->gen;
+	p->c = c;
+	p->addr = addr;
+	p->n = n;
+	p->nchunks = nchunks;
+	p->need = need;
+	__atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->ticket, (uint64_t)gen << 32, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->lock);
+
+	work(p, gen, c, addr, n, nchunks, need);
+	while (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < nchunks)
+		sched_yield();
+}
