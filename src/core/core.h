@@ -93,7 +93,8 @@ int sp_core_add_range(struct sp_core *c, uintptr_t start, uint64_t npages);
 int sp_core_remove_range(struct sp_core *c, uintptr_t start, uint64_t npages);
 
 /* Scans up to max_pages present pages, stopping early when deadline_ns
- * (backend clock, 0: none) passes. Returns pages scanned. */
+ * (backend clock, 0: none) passes or a full scan completes (as a ksmd batch
+ * does). Returns pages scanned. */
 uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_ns);
 
 /* run=2: breaks every merge, forgets every stable page. 0 or -errno. */

@@ -384,8 +384,6 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 {
 	uint64_t scanned = 0, t0 = c->be->ops->now_ns(c->be), took, now = t0;
 	uint64_t cpu0 = c->be->ops->cpu_ns(c->be);
-	uint64_t at_wrap = 0;
-	int wrapped = 0;
 
 	maybe_prune(c, t0);
 	c->slow_page_ns -= c->slow_page_ns / 16; /* forget slow pages slowly */
@@ -395,15 +393,11 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 		uint32_t n, used;
 
 		if (c->cur_region >= c->rmap.nregions) {
+			/* as ksmd's batch, this one ends with the full scan */
 			c->cur_region = 0;
 			c->cur_page = 0;
 			end_full_scan(c);
-			/* a whole pass without one present page: stop, do not spin */
-			if (wrapped && scanned == at_wrap)
-				break;
-			wrapped = 1;
-			at_wrap = scanned;
-			continue;
+			break;
 		}
 		reg = &c->rmap.regions[c->cur_region];
 		if (c->cur_page >= reg->npages) {
@@ -422,7 +416,7 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 			uint64_t room = deadline_ns > now ? deadline_ns - now : 0;
 			uint64_t fit = c->slow_page_ns ? room / c->slow_page_ns : SP_BATCH_MAX;
 
-			if (!fit && (scanned || wrapped))
+			if (!fit && scanned)
 				break;
 			if (fit < n)
 				n = fit ? (uint32_t)fit : 1;

@@ -198,8 +198,10 @@ static void *scanner(void *arg)
 		got = sp_core_scan(c, left, mono_ns() + (uint64_t)c->knobs.batch_usecs * 1000ull);
 		e->scan_cpu_ns += thread_cpu_ns() - cpu0;
 		left = got >= left ? 0 : left - got;
-		if (c->cnt.full_scans != scans)
+		if (c->cnt.full_scans != scans) {
 			pthread_cond_broadcast(&e->scanned);
+			left = 0; /* a full scan ends the batch, as in ksmd */
+		}
 		if (c->recount_wanted) {
 			c->recount_wanted = 0;
 			recount_unlocked(e);
