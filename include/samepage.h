@@ -107,6 +107,8 @@ struct samepage_stats {
 	uint64_t mappings;           /* kernel mappings the engine created        */
 	uint64_t mappings_budget;    /* mappings it may still create              */
 	uint64_t longest_batch_ns;   /* longest uninterrupted scan batch          */
+	uint64_t batches;            /* uninterrupted scan batches so far         */
+	uint64_t batches_over;       /* of which longer than batch_usecs          */
 	uint64_t scan_cpu_ns;        /* scanner thread CPU time                   */
 };
 SAMEPAGE_API int samepage_stats(struct samepage_stats *out);

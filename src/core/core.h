@@ -30,6 +30,7 @@ struct sp_counters {
 	uint64_t pages_unshared;
 	uint64_t ksm_zero_pages;
 	uint64_t longest_batch_ns;
+	uint64_t batches, batches_over;
 	uint64_t merge_failures; /* merges abandoned: content changed, ENOMEM, ... */
 	uint64_t rmap_items;     /* items with SP_IT_SEEN                           */
 	uint64_t mappings;       /* extra mappings, counted at full-scan ends      */

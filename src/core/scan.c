@@ -433,6 +433,8 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 	c->cnt.pages_scanned += scanned;
 	/* CPU time: time the scanner was preempted did not keep anyone waiting */
 	took = c->be->ops->cpu_ns(c->be) - cpu0;
+	c->cnt.batches++;
+	c->cnt.batches_over += took > (uint64_t)c->knobs.batch_usecs * 1000;
 	if (took > c->cnt.longest_batch_ns)
 		c->cnt.longest_batch_ns = took;
 	return scanned;

@@ -34,15 +34,28 @@ static struct sp_local *L(struct sp_backend *b)
 	return (struct sp_local *)b;
 }
 
+/* At most this many pages per process_vm_readv: the copy is not preemptible
+ * on every kernel, and a thread sharing the scanner's CPU should not wait
+ * for more than a few tens of microseconds of it. */
+#define READ_CHUNK 16
+
 static long local_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf)
 {
-	struct iovec mine = {.iov_base = buf, .iov_len = n * PAGE};
-	struct iovec theirs = {.iov_base = (void *)addr, .iov_len = n * PAGE};
-	ssize_t got = process_vm_readv(L(b)->pid, &mine, 1, &theirs, 1, 0);
+	size_t done = 0;
 
-	if (got < 0)
-		return errno == EFAULT ? 0 : -errno;
-	return got / (ssize_t)PAGE;
+	while (done < n) {
+		size_t k = n - done < READ_CHUNK ? n - done : READ_CHUNK;
+		struct iovec mine = {.iov_base = (char *)buf + done * PAGE, .iov_len = k * PAGE};
+		struct iovec theirs = {.iov_base = (void *)(addr + done * PAGE), .iov_len = k * PAGE};
+		ssize_t got = process_vm_readv(L(b)->pid, &mine, 1, &theirs, 1, 0);
+
+		if (got < 0)
+			return errno == EFAULT ? (long)done : -errno;
+		done += (size_t)got / PAGE;
+		if ((size_t)got < k * PAGE)
+			break; /* stopped at an unreadable page */
+	}
+	return (long)done;
 }
 
 static int local_query(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t *flags)
