@@ -105,25 +105,6 @@ static uint8_t *workload(size_t pages)
 	return m;
 }
 
-static int ksmd_pid(void)
-{
-	char path[64], comm[32];
-
-	for (int pid = 2; pid < 1 << 16; pid++) {
-		FILE *f;
-
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "ksmd\n")) {
-			fclose(f);
-			return pid;
-		}
-		fclose(f);
-	}
-	return -1;
-}
 
 int main(int argc, char **argv)
 {
@@ -180,7 +161,7 @@ int main(int argc, char **argv)
 	samepage_munmap(mem, pages * TPAGE);
 
 	/* ksmd */
-	if (!t_ksm_available() || (kpid = ksmd_pid()) < 0) {
+	if (!t_ksm_available() || (kpid = t_ksmd_pid()) < 0) {
 		printf("ksmd       (not available: needs root and KSM)\n");
 		goto out;
 	}

@@ -48,47 +48,7 @@ static uint8_t *workload(size_t pages, uint32_t seed)
 	return m;
 }
 
-static int ksmd_pid(void)
-{
-	char path[64], comm[32];
 
-	for (int pid = 2; pid < 1 << 16; pid++) {
-		FILE *f;
-
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "ksmd\n")) {
-			fclose(f);
-			return pid;
-		}
-		fclose(f);
-	}
-	return -1;
-}
-
-/* ksmd's CPU seconds so far */
-static double ksmd_cpu(int pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (!f || !fgets(buf, sizeof(buf), f)) {
-		if (f)
-			fclose(f);
-		return 0;
-	}
-	fclose(f);
-	p = strrchr(buf, ')');
-	/* fields after comm: state(3) ... utime(14) stime(15) */
-	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-		return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-	return 0;
-}
 
 static double engine_cpu(void)
 {
@@ -128,11 +88,11 @@ static double kernel_cpu_per_scan(int pid, int warm, int scans)
 		long f = t_ksm_get("full_scans");
 
 		if (!phase && f >= f0 + warm) {
-			c0 = ksmd_cpu(pid);
+			c0 = t_ksmd_cpu(pid);
 			f0 = f;
 			phase = 1;
 		} else if (phase && f >= f0 + scans) {
-			return (ksmd_cpu(pid) - c0) / (double)(f - f0);
+			return (t_ksmd_cpu(pid) - c0) / (double)(f - f0);
 		}
 		usleep(5000); /* polling a counter, with a deadline */
 	}
@@ -142,7 +102,7 @@ static double kernel_cpu_per_scan(int pid, int warm, int scans)
 static void smart_scan(size_t pages)
 {
 	double e[2], k[2] = {-1, -1};
-	int pid = ksmd_pid();
+	int pid = t_ksmd_pid();
 	uint8_t *m;
 
 	printf("== smart_scan: CPU per full scan after settling (%zu MiB: 90%% unique pages) ==\n", pages / 256);

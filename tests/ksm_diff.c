@@ -216,34 +216,15 @@ static void run_config(const char *mps, const char *zero)
 	free(tags);
 }
 
-static void diff_256_zero0(void **state)
-{
-	(void)state;
-	run_config("256", "0");
-}
+struct config {
+	const char *mps, *zero;
+};
 
-static void diff_256_zero1(void **state)
+static void diff(void **state)
 {
-	(void)state;
-	run_config("256", "1");
-}
+	const struct config *cfg = *state;
 
-static void diff_2_zero0(void **state)
-{
-	(void)state;
-	run_config("2", "0");
-}
-
-static void diff_100_zero1(void **state)
-{
-	(void)state;
-	run_config("100", "1");
-}
-
-static void diff_1000_zero0(void **state)
-{
-	(void)state;
-	run_config("1000", "0");
+	run_config(cfg->mps, cfg->zero);
 }
 
 static int setup(void **state)
@@ -255,9 +236,11 @@ static int setup(void **state)
 
 int main(void)
 {
+	static struct config cfg[] = {{"256", "0"}, {"256", "1"}, {"2", "0"}, {"100", "1"}, {"1000", "0"}};
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(diff_256_zero0),  cmocka_unit_test(diff_256_zero1), cmocka_unit_test(diff_2_zero0),
-		cmocka_unit_test(diff_100_zero1), cmocka_unit_test(diff_1000_zero0),
+		cmocka_unit_test_prestate(diff, &cfg[0]), cmocka_unit_test_prestate(diff, &cfg[1]),
+		cmocka_unit_test_prestate(diff, &cfg[2]), cmocka_unit_test_prestate(diff, &cfg[3]),
+		cmocka_unit_test_prestate(diff, &cfg[4]),
 	};
 
 	if (!t_ksm_available()) {

@@ -146,3 +146,46 @@ void t_ksm_restore(void)
 	}
 	t_ksm_set("run", saved_run[0] ? saved_run : "0");
 }
+
+int t_ksmd_pid(void)
+{
+	char path[64], comm[32];
+
+	for (int pid = 2; pid < 1 << 16; pid++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "ksmd\n")) {
+			fclose(f);
+			return pid;
+		}
+		fclose(f);
+	}
+	return -1;
+}
+
+double t_ksmd_cpu(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	p = strrchr(buf, ')');
+	/* after the command: state ppid pgrp session tty tpgid flags minflt
+	 * cminflt majflt cmajflt utime stime */
+	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+		return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	return 0;
+}

@@ -28,4 +28,8 @@ void t_ksm_restore(void);
 int t_ksm_set(const char *knob, const char *value);
 long t_ksm_get(const char *knob);
 
+/* ksmd: its pid (-1 if none), and its CPU seconds (utime + stime). */
+int t_ksmd_pid(void);
+double t_ksmd_cpu(int pid);
+
 #endif
