@@ -29,6 +29,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "cli/units.h"
+#include "core/core.h"
 #include "samepage.h"
 
 #define PAGE 4096ul
@@ -285,7 +286,7 @@ static void print_human(const struct layout *l, const struct memsnap *b, const s
 	       (unsigned long long)st->pages_unshared, (unsigned long long)st->pages_volatile,
 	       (unsigned long long)st->stable_node_chains, (unsigned long long)st->stable_node_dups);
 	printf("  general_profit %s  = (pages_sharing + ksm_zero_pages) x 4 KiB - metadata - mappings x %d B\n",
-	       sp_fmt_bytes(x, sizeof(x), (double)st->general_profit), 300);
+	       sp_fmt_bytes(x, sizeof(x), (double)st->general_profit), SP_MAPPING_COST);
 	printf("  engine metadata %s (%.1f bytes per tracked page), %llu mappings made, longest batch %.2f ms\n",
 	       sp_fmt_bytes(y, sizeof(y), (double)st->metadata_bytes),
 	       (double)st->metadata_bytes / (double)l->npages, (unsigned long long)st->mappings,
