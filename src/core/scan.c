@@ -102,7 +102,10 @@ static struct verdict classify(struct sp_core *c, uint32_t idx, uint32_t id)
 		v.cls = CLS_VOLATILE;
 		return v;
 	}
-	if (c->knobs.use_zero_pages && c->raw[idx] == sp_hash_zero() && is_zero(d)) {
+	/* only an anonymous page can be dropped: in a store mapping (one that
+	 * was merged before) MADV_DONTNEED would bring back the store page at
+	 * that offset, not zeros. Such a page merges like any content. */
+	if (c->knobs.use_zero_pages && !(it->flags & SP_IT_FILEMAP) && c->raw[idx] == sp_hash_zero() && is_zero(d)) {
 		v.cls = CLS_ZERO;
 		return v;
 	}

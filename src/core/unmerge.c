@@ -13,8 +13,30 @@
 #include "core/core.h"
 #include "core/merge.h"
 
+/* Pages [off, off + n) of region r were just made private: their merges
+ * end in the bookkeeping at once, so that a later failure leaves counters
+ * that match memory. restored: the pages are plain anonymous memory now. */
+static void merges_ended(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, int restored)
+{
+	const struct sp_region *reg = &c->rmap.regions[r];
+
+	for (uint64_t i = off; i < off + n; i++) {
+		struct sp_item *it = &c->rmap.items[reg->first_id + i];
+
+		if (it->flags & SP_IT_STABLE)
+			sp_merge_drop_sharer(c, it);
+		if (it->flags & SP_IT_ZERO) {
+			it->flags &= ~SP_IT_ZERO;
+			c->cnt.ksm_zero_pages--;
+		}
+		if (restored)
+			it->flags &= ~SP_IT_FILEMAP;
+	}
+}
+
 /* Calls fn on each run of pages of region r in [off, off + n) whose items
- * have any of `mask`. Stops at the first error. */
+ * have any of `mask`, and ends the merges of each run it made private.
+ * Stops at the first error. */
 static int for_runs(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, uint8_t mask,
 		    int (*fn)(struct sp_backend *, uintptr_t, size_t))
 {
@@ -32,6 +54,7 @@ static int for_runs(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, uin
 		err = fn(c->be, reg->start + (uintptr_t)(i << SP_PAGE_SHIFT), j - i);
 		if (err)
 			return err;
+		merges_ended(c, r, i, j - i, fn == c->be->ops->restore);
 		i = j;
 	}
 	return 0;

@@ -31,6 +31,17 @@ struct sp_engine sp_engine = {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+static void init_conds(struct sp_engine *e)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->wake, &a);
+	pthread_cond_init(&e->scanned, &a);
+	pthread_condattr_destroy(&a);
+}
+
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&sp_engine.lock);
@@ -53,18 +64,14 @@ static void atfork_child(void)
 		sp_local_destroy(&e->local); /* closes fds; mappings keep the store alive */
 	memset(e, 0, sizeof(*e));
 	pthread_mutex_init(&e->lock, NULL);
-	once = (pthread_once_t)PTHREAD_ONCE_INIT;
+	/* not init_once again: it would install the fork handlers a second
+	 * time, and the child's own fork() would take the lock twice */
+	init_conds(e);
 }
 
 static void init_once(void)
 {
-	pthread_condattr_t a;
-
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&sp_engine.wake, &a);
-	pthread_cond_init(&sp_engine.scanned, &a);
-	pthread_condattr_destroy(&a);
+	init_conds(&sp_engine);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 

@@ -14,9 +14,11 @@
  * then UFFDIO_WAKE for writers that blocked during the merge.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -32,6 +34,72 @@
 static struct sp_local *L(struct sp_backend *b)
 {
 	return (struct sp_local *)b;
+}
+
+/* The PROCMAP_QUERY ioctl of /proc/PID/maps (Linux 6.11, uapi linux/fs.h),
+ * declared here for older headers. */
+struct sp_procmap_query {
+	uint64_t size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+	uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+	uint64_t vma_name_addr, build_id_addr;
+};
+#define SP_PROCMAP_QUERY _IOWR('f', 17, struct sp_procmap_query)
+
+/* One mapping: its protection (PROT_*) and end, by the ioctl or, where
+ * that is missing, by reading /proc/self/maps. 0 or -errno. */
+static int vma_at(struct sp_local *l, uintptr_t addr, int *prot, uintptr_t *end)
+{
+	struct sp_procmap_query q = {.size = sizeof(q), .query_addr = addr};
+	char line[512];
+	FILE *f;
+
+	if (l->maps_fd < 0)
+		l->maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (l->maps_fd >= 0 && !ioctl(l->maps_fd, SP_PROCMAP_QUERY, &q)) {
+		*prot = (q.vma_flags & 1 ? PROT_READ : 0) | (q.vma_flags & 2 ? PROT_WRITE : 0) |
+			(q.vma_flags & 4 ? PROT_EXEC : 0);
+		*end = (uintptr_t)q.vma_end;
+		return 0;
+	}
+	if (l->maps_fd >= 0 && errno != ENOTTY && errno != EINVAL)
+		return -errno;
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long s, e;
+		char p[8];
+
+		if (sscanf(line, "%llx-%llx %7s", &s, &e, p) != 3 || addr < s || addr >= e)
+			continue;
+		*prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) | (p[2] == 'x' ? PROT_EXEC : 0);
+		*end = (uintptr_t)e;
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	return -ENOMEM;
+}
+
+/* Bytes from addr (up to len) mapped with one protection, which goes to
+ * *prot: the application may have mprotect()ed registered memory, and a
+ * remap or restore must keep what it chose. 0 or -errno. */
+static int same_prot(struct sp_local *l, uintptr_t addr, size_t len, int *prot, size_t *span)
+{
+	uintptr_t a = addr, end;
+	int p, err;
+
+	err = vma_at(l, a, prot, &end);
+	while (!err && end < addr + len) {
+		a = end;
+		err = vma_at(l, a, &p, &end);
+		if (!err && p != *prot)
+			break;
+	}
+	if (err)
+		return err;
+	*span = (end < addr + len ? end : addr + len) - addr;
+	return 0;
 }
 
 /* At most this many pages per process_vm_readv: the copy is not preemptible
@@ -76,10 +144,16 @@ static int local_thaw(struct sp_backend *b, uintptr_t addr, size_t n)
 static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg)
 {
 	struct sp_local *l = L(b);
+	size_t span;
+	int prot, err;
 	void *p;
 
-	p = mmap((void *)addr, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, l->store.fd,
-		 (off_t)(pg * PAGE));
+	err = same_prot(l, addr, n * PAGE, &prot, &span);
+	if (err)
+		return err;
+	if (span < n * PAGE)
+		return -EAGAIN; /* protections differ within the run */
+	p = mmap((void *)addr, n * PAGE, prot, MAP_PRIVATE | MAP_FIXED, l->store.fd, (off_t)(pg * PAGE));
 	if (p == MAP_FAILED)
 		return -errno; /* Linux restores the old mapping on failure */
 	l->budget.added += 2;
@@ -109,7 +183,7 @@ static int local_unmerge(struct sp_backend *b, uintptr_t addr, size_t n)
 
 /* Freeze, copy into a fresh anonymous mapping, move it over the run in one
  * mremap (readers see old or new, both with the same content), wake. */
-static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n)
+static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n, int prot)
 {
 	size_t len = n * PAGE;
 	void *scratch = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -124,6 +198,12 @@ static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n)
 		return err;
 	}
 	memcpy(scratch, (void *)addr, len);
+	if (prot != (PROT_READ | PROT_WRITE) && mprotect(scratch, len, prot)) {
+		err = -errno;
+		sp_uffd_protect(&l->uffd, addr, len, 0);
+		munmap(scratch, len);
+		return err;
+	}
 	moved = mremap(scratch, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)addr);
 	if (moved == MAP_FAILED) {
 		err = -errno;
@@ -138,8 +218,13 @@ static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n)
 static int local_restore(struct sp_backend *b, uintptr_t addr, size_t n)
 {
 	while (n) {
-		size_t k = n < RESTORE_CHUNK ? n : RESTORE_CHUNK;
-		int err = restore_chunk(L(b), addr, k);
+		size_t k = n < RESTORE_CHUNK ? n : RESTORE_CHUNK, span;
+		int prot, err = same_prot(L(b), addr, k * PAGE, &prot, &span);
+
+		if (err)
+			return err;
+		k = span / PAGE;
+		err = restore_chunk(L(b), addr, k, prot);
 
 		if (err)
 			return err;
@@ -238,6 +323,7 @@ int sp_local_init(struct sp_local *l, char *why, size_t whylen)
 	l->pid = getpid();
 	l->store.fd = -1;
 	l->pm.fd = -1;
+	l->maps_fd = -1;
 	err = sp_uffd_open(&l->uffd, why, whylen);
 	if (err)
 		return err;
@@ -263,6 +349,9 @@ void sp_local_destroy(struct sp_local *l)
 	sp_uffd_close(&l->uffd);
 	sp_store_destroy(&l->store);
 	sp_pagemap_close(&l->pm);
+	if (l->maps_fd >= 0)
+		close(l->maps_fd);
+	l->maps_fd = -1;
 }
 
 /* One line of /proc/self/maps: does it cover addr, and what is it? */

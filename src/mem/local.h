@@ -90,6 +90,7 @@ struct sp_local {
 	struct sp_pagemap pm;
 	struct sp_budget budget;
 	int pid;
+	int maps_fd; /* /proc/self/maps, for protections (PROCMAP_QUERY) */
 };
 
 /* Sets up the store, userfaultfd and pagemap. On failure returns -errno
