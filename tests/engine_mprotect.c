@@ -3,7 +3,8 @@
  * engine_mprotect.c - mprotect() round trips on registered memory.
  *
  * Proves that registered memory made read-only keeps its protection while
- * the engine merges it, restores it and unregisters it (a write still
+ * the engine merges it, unmerges it (run=2), merges it again, and
+ * unregisters it (a write still
  * faults, /proc/self/maps still says r--p), that content stays intact
  * throughout, and that after mprotect back to read-write a write to a
  * merged page gets a private copy as usual.
@@ -66,8 +67,14 @@ static void test_merged_then_readonly(void **state)
 	check(m);
 	assert_true(write_faults(m + 5 * TPAGE));
 	assert_true(et_wait_merged(NCONT, NP - NCONT, 1));
-	/* not tested: run=2 over read-only merged pages fails with EINVAL
-	 * (MADV_POPULATE_WRITE needs a writable mapping), see the report */
+	/* run=2 over read-only merged pages: unmerged, still read-only */
+	assert_int_equal(samepage_set("run", "2"), 0);
+	assert_true(et_wait_merged(0, 0, 1));
+	check(m);
+	assert_true(et_maps_are(m, NP * TPAGE, "r--p", 1));
+	assert_true(write_faults(m + 5 * TPAGE));
+	assert_int_equal(samepage_set("run", "1"), 0);
+	assert_true(et_wait_merged(NCONT, NP - NCONT, 10000));
 	assert_int_equal(mprotect(m, NP * TPAGE, PROT_READ | PROT_WRITE), 0);
 	m[5 * TPAGE] = 'w';
 	assert_int_equal(m[5 * TPAGE], 'w');

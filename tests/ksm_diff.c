@@ -9,6 +9,8 @@
  * each side has settled, pages_shared, pages_sharing, stable_node_chains,
  * stable_node_dups and ksm_zero_pages must be equal, for use_zero_pages 0
  * and 1 and for several max_page_sharing values (the chain boundaries).
+ * The engine then unmerges everything (run=2) and merges again, and must
+ * reach the same counters.
  *
  * Needs root and a writable /sys/kernel/mm/ksm (skipped otherwise). Every
  * knob is restored at exit (testlib), and the flock in t_ksm_save keeps
@@ -167,7 +169,7 @@ static void run_config(const char *mps, const char *zero)
 {
 	uint32_t *tags = layout();
 	uint8_t *km, *em;
-	struct counters k, e;
+	struct counters k, e, e2;
 
 	printf("max_page_sharing=%s use_zero_pages=%s\n", mps, zero);
 
@@ -200,6 +202,13 @@ static void run_config(const char *mps, const char *zero)
 	assert_int_equal(samepage_madvise(em, NPAGES * TPAGE, SAMEPAGE_MERGEABLE), 0);
 	assert_int_equal(samepage_set("run", "1"), 0);
 	assert_int_equal(engine_settle(&e), 0);
+	/* run=2 undoes everything; merging again reaches the same state */
+	assert_int_equal(samepage_set("run", "2"), 0);
+	engine_counters(&e2);
+	assert_int_equal(e2.shared + e2.sharing + e2.chains + e2.dups + e2.zero, 0);
+	assert_int_equal(samepage_set("run", "1"), 0);
+	assert_int_equal(engine_settle(&e2), 0);
+	assert_true(same(&e, &e2));
 	assert_int_equal(samepage_set("run", "0"), 0);
 	/* and the memory still holds what was written */
 	for (size_t i = 0; i < NPAGES; i++)

@@ -13,10 +13,10 @@
 #include "core/core.h"
 #include "core/merge.h"
 
-/* Pages [off, off + n) of region r were just made private: their merges
- * end in the bookkeeping at once, so that a later failure leaves counters
- * that match memory. restored: the pages are plain anonymous memory now. */
-static void merges_ended(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, int restored)
+/* Pages [off, off + n) of region r were just made plain anonymous memory
+ * again: their merges end in the bookkeeping at once, so that a later
+ * failure leaves counters that match memory. */
+static void merges_ended(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n)
 {
 	const struct sp_region *reg = &c->rmap.regions[r];
 
@@ -29,8 +29,7 @@ static void merges_ended(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n
 			it->flags &= ~SP_IT_ZERO;
 			c->cnt.ksm_zero_pages--;
 		}
-		if (restored)
-			it->flags &= ~SP_IT_FILEMAP;
+		it->flags &= ~SP_IT_FILEMAP;
 	}
 }
 
@@ -54,7 +53,7 @@ static int for_runs(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, uin
 		err = fn(c->be, reg->start + (uintptr_t)(i << SP_PAGE_SHIFT), j - i);
 		if (err)
 			return err;
-		merges_ended(c, r, i, j - i, fn == c->be->ops->restore);
+		merges_ended(c, r, i, j - i);
 		i = j;
 	}
 	return 0;
@@ -174,7 +173,9 @@ int sp_core_unmerge_all(struct sp_core *c)
 	int err;
 
 	for (r = 0; r < c->rmap.nregions; r++) {
-		err = for_runs(c, r, 0, c->rmap.regions[r].npages, SP_IT_STABLE | SP_IT_ZERO, c->be->ops->unmerge);
+		/* every page in a store mapping (merged, or merged once and
+		 * written since) and every zero page becomes plain memory */
+		err = for_runs(c, r, 0, c->rmap.regions[r].npages, SP_IT_FILEMAP | SP_IT_ZERO, c->be->ops->unmerge);
 		if (err)
 			return err; /* later scans see the broken merges and tidy up */
 	}
@@ -184,7 +185,7 @@ int sp_core_unmerge_all(struct sp_core *c)
 		for (uint64_t i = 0; i < g->npages; i++) {
 			struct sp_item *it = &c->rmap.items[g->first_id + i];
 
-			it->flags &= SP_IT_FILEMAP;
+			it->flags = 0;
 			it->link = 0;
 			it->hash = 0;
 		}

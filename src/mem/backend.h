@@ -54,7 +54,8 @@ struct sp_backend_ops {
 	int (*remap)(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg);
 	/* Replaces the frozen run with the kernel's zero page and wakes. */
 	int (*zap)(struct sp_backend *b, uintptr_t addr, size_t n);
-	/* Breaks every merge in the run, keeping content (run=2). 0 or -errno. */
+	/* Breaks every merge in the run (run=2): plain anonymous memory again,
+	 * content and protection kept, still registered. 0 or -errno. */
 	int (*unmerge)(struct sp_backend *b, uintptr_t addr, size_t n);
 	/* Makes the run plain private anonymous memory again, same content,
 	 * without a window where a reader could see anything else (used when

@@ -171,16 +171,6 @@ static int local_zap(struct sp_backend *b, uintptr_t addr, size_t n)
 	return 0;
 }
 
-static int local_unmerge(struct sp_backend *b, uintptr_t addr, size_t n)
-{
-	(void)b;
-	/* a write fault on every page without writing: breaks copy-on-write,
-	 * keeps content, and cannot race with the application's own writes */
-	if (madvise((void *)addr, n * PAGE, MADV_POPULATE_WRITE))
-		return -errno;
-	return 0;
-}
-
 /* Freeze, copy into a fresh anonymous mapping, move it over the run in one
  * mremap (readers see old or new, both with the same content), wake. */
 static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n, int prot)
@@ -192,12 +182,23 @@ static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n, int prot)
 
 	if (scratch == MAP_FAILED)
 		return -errno;
+	/* Write-protection only covers present pages (anonymous ones without
+	 * UFFD_FEATURE_WP_UNPOPULATED): map every page first (zero pages map
+	 * the kernel's zero page, read-only), or a write into a not-present
+	 * page during the copy would be lost with the old mapping. */
+	madvise((void *)addr, len, MADV_POPULATE_READ);
 	err = sp_uffd_protect(&l->uffd, addr, len, 1);
 	if (err) {
 		munmap(scratch, len);
 		return err;
 	}
-	memcpy(scratch, (void *)addr, len);
+	/* process_vm_readv, not memcpy: memory made unreadable against the
+	 * contract gives an error, not a SIGSEGV in the application */
+	if (local_read(&l->be, addr, n, scratch) != (long)n) {
+		sp_uffd_protect(&l->uffd, addr, len, 0);
+		munmap(scratch, len);
+		return -EFAULT;
+	}
 	if (prot != (PROT_READ | PROT_WRITE) && mprotect(scratch, len, prot)) {
 		err = -errno;
 		sp_uffd_protect(&l->uffd, addr, len, 0);
@@ -232,6 +233,20 @@ static int local_restore(struct sp_backend *b, uintptr_t addr, size_t n)
 		n -= k;
 	}
 	return 0;
+}
+
+/* run=2: the same as unregistering (plain anonymous memory, content kept,
+ * any protection kept), then registered again so the pages can be merged
+ * later. Unlike MADV_POPULATE_WRITE this works on read-only memory and
+ * leaves no store mapping behind (a later MADV_DONTNEED there would bring
+ * the store page back). */
+static int local_unmerge(struct sp_backend *b, uintptr_t addr, size_t n)
+{
+	int err = local_restore(b, addr, n);
+
+	if (!err)
+		err = sp_uffd_register(&L(b)->uffd, addr, n * PAGE);
+	return err;
 }
 
 static int local_store_alloc(struct sp_backend *b, size_t n, int nid, uint64_t *pg)
