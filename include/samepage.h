@@ -39,7 +39,8 @@
  * Every function returns 0 on success or -1 with errno set, like a system
  * call. EINVAL: bad value, unaligned address, bad advice. ENOENT: unknown
  * knob. ENOMEM: the range is not (entirely) mapped, or out of memory.
- * EBUSY: the kernel would refuse this change now. EPERM / ENOSYS: userfaultfd
+ * EBUSY: the kernel would refuse this change now, or the memory is registered
+ * with another userfaultfd. EPERM / ENOSYS: userfaultfd
  * is not available to this process (the reason is also printed to stderr once).
  * ETIMEDOUT: samepage_wait_scans() timed out.
  *
