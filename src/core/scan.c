@@ -244,6 +244,13 @@ static void read_and_hash(struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t
 		c->parallel(c->parallel_ctx, c, addr, n, need);
 	else
 		sp_core_read_hash(c, addr, 0, n, need);
+	/* the index buckets of the batch are cache misses: start them all */
+	for (i = 0; i < n; i++) {
+		if (need[i]) {
+			sp_unstable_prefetch(&c->unstable, c->hashes[i]);
+			sp_stable_prefetch(&c->stable, c->hashes[i]);
+		}
+	}
 	if (c->knobs.merge_across_nodes || !c->be->ops->node)
 		return;
 	if (c->be->ops->node(c->be, addr, n, c->nodes))

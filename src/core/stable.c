@@ -34,6 +34,7 @@ void sp_stable_destroy(struct sp_stable *st)
 	memset(st, 0, sizeof(*st));
 }
 
+/* keep in step with sp_stable_prefetch() */
 static inline uint32_t *bucket(const struct sp_stable *st, uint64_t hash)
 {
 	return &st->buckets[(uint32_t)(hash ^ (hash >> 29)) & st->mask];

@@ -96,4 +96,10 @@ void sp_stable_clear(struct sp_stable *st, void (*release)(void *ctx, uint32_t p
 
 uint64_t sp_stable_bytes(const struct sp_stable *st);
 
+/* Starts loading the index bucket of hash into the cache. */
+static inline void sp_stable_prefetch(const struct sp_stable *st, uint64_t hash)
+{
+	__builtin_prefetch(&st->buckets[(uint32_t)(hash ^ (hash >> 29)) & st->mask]);
+}
+
 #endif /* SP_STABLE_H */

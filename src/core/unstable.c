@@ -57,6 +57,7 @@ int sp_unstable_reset(struct sp_unstable *u, uint64_t expect)
 	return 0;
 }
 
+/* keep in step with sp_unstable_prefetch() */
 static inline uint32_t bucket_of(const struct sp_unstable *u, uint64_t hash)
 {
 	return (uint32_t)(hash ^ (hash >> 32)) & u->mask;

@@ -41,4 +41,10 @@ static inline int sp_unstable_linked(const struct sp_unstable *u, const struct s
 
 uint64_t sp_unstable_bytes(const struct sp_unstable *u);
 
+/* Starts loading the bucket of hash into the cache. */
+static inline void sp_unstable_prefetch(const struct sp_unstable *u, uint64_t hash)
+{
+	__builtin_prefetch(&u->buckets[(uint32_t)(hash ^ (hash >> 32)) & u->mask]);
+}
+
 #endif /* SP_UNSTABLE_H */
