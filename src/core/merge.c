@@ -96,6 +96,28 @@ static void merge_stable(struct sp_core *c, struct sp_run *r)
 	}
 }
 
+/* Makes the stable nodes for pages [k, j) of a pair run, whose new store
+ * pages start at pg; r->nodes[] turns from "group to join" into "the node".
+ * All or nothing: 0, or -ENOMEM with no node left and the pages freed. */
+static int new_nodes(struct sp_core *c, struct sp_run *r, uint32_t k, uint32_t j, uint64_t pg)
+{
+	for (uint32_t m = k; m < j; m++) {
+		uint32_t idx = r->i0 + m;
+		uint32_t node = sp_stable_add(&c->stable, c->hashes[idx], (uint32_t)(pg + m - k), r->nodes[m],
+					      (uint16_t)(run_node(c, r) + 1));
+
+		if (!node) {
+			while (m-- > k)
+				sp_stable_discard(&c->stable, r->nodes[m]);
+			for (m = k; m < j; m++)
+				c->be->ops->store_free(c->be, pg + m - k);
+			return -ENOMEM;
+		}
+		r->nodes[m] = node;
+	}
+	return 0;
+}
+
 static void merge_pair(struct sp_core *c, struct sp_run *r)
 {
 	const struct sp_backend_ops *o = c->be->ops;
@@ -137,6 +159,14 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 				c->cnt.merge_failures++;
 			continue;
 		}
+		/* the nodes exist before anything maps the pages: if one
+		 * cannot be made, nothing is remapped */
+		if (new_nodes(c, r, k, j, pg)) {
+			thaw(c, a, j - k);
+			thaw(c, pa, j - k);
+			c->cnt.merge_failures++;
+			continue;
+		}
 		for (m = k; m < j; m++)
 			memcpy(o->store_page(c->be, pg + m - k), c->verify + (size_t)m * PAGE, PAGE);
 		mine = o->remap(c->be, a, j - k, pg);
@@ -146,16 +176,12 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 		if (theirs)
 			thaw(c, pa, j - k);
 		for (m = k; m < j; m++) {
-			uint32_t idx = r->i0 + m;
-			struct sp_item *it = sp_rmap_item(&c->rmap, r->id0 + idx);
+			struct sp_item *it = sp_rmap_item(&c->rmap, r->id0 + r->i0 + m);
 			struct sp_item *pt = sp_rmap_item(&c->rmap, r->partner0 + m);
-			uint32_t node = SP_NONE;
+			uint32_t node = r->nodes[m];
 
-			if (!mine || !theirs)
-				node = sp_stable_add(&c->stable, c->hashes[idx], (uint32_t)(pg + m - k),
-						     r->nodes[m], (uint16_t)(run_node(c, r) + 1));
-			if (!node) { /* nobody maps it (or no memory for a node) */
-				o->store_free(c->be, pg + m - k);
+			if (mine && theirs) { /* nobody maps it */
+				o->store_free(c->be, sp_stable_discard(&c->stable, node));
 				continue;
 			}
 			if (!mine) {

@@ -252,6 +252,20 @@ uint32_t sp_stable_put(struct sp_stable *st, uint32_t id)
 	return pg;
 }
 
+uint32_t sp_stable_discard(struct sp_stable *st, uint32_t id)
+{
+	uint32_t pg = st->nodes[id].pg;
+
+	/* a node nobody joined: leave as if it never was */
+	if (st->nodes[id].flags & SP_SN_DUP)
+		chain_unlink(st, id);
+	else
+		index_replace(st, id, SP_NONE);
+	st->pages--;
+	node_free(st, id);
+	return pg;
+}
+
 void sp_stable_pin_all(struct sp_stable *st)
 {
 	uint32_t id;

@@ -84,6 +84,10 @@ static inline void sp_stable_get(struct sp_stable *st, uint32_t id)
  * freed; returns its page to release (SP_NO_PAGE if none or pinned). */
 uint32_t sp_stable_put(struct sp_stable *st, uint32_t id);
 
+/* Removes a node that never got a sharer (its merge failed); returns its
+ * page, which the caller releases. */
+uint32_t sp_stable_discard(struct sp_stable *st, uint32_t id);
+
 /* Marks every node pinned (fork). */
 void sp_stable_pin_all(struct sp_stable *st);
 
