@@ -9,6 +9,7 @@
  *
  *   idle    nothing scanning                    (the floor of this machine)
  *   engine  libsamepage scanning flat out       (pinned to the probe's CPU)
+ *   engine-idle  the same with sched_idle=1     (scanner in SCHED_IDLE)
  *   ksmd    the kernel's ksmd scanning flat out (pinned to the probe's CPU)
  *
  * Both scanners get the same knobs: pages_to_scan 100000, sleep_millisecs 0,
@@ -90,7 +91,7 @@ static void run_probe(struct probe *p, const char *label)
 	pthread_create(&t, NULL, probe_thread, p);
 	pthread_join(t, NULL);
 	qsort(p->lat_us, p->n, sizeof(double), cmp);
-	printf("%-8s %8zu %10.0f %10.0f %10.0f\n", label, p->n, p->lat_us[p->n / 2], p->lat_us[p->n * 99 / 100],
+	printf("%-11s %8zu %10.0f %10.0f %10.0f\n", label, p->n, p->lat_us[p->n / 2], p->lat_us[p->n * 99 / 100],
 	       p->lat_us[p->n - 1]);
 	fflush(stdout);
 }
@@ -139,7 +140,7 @@ int main(int argc, char **argv)
 	printf("workload: %ld MiB, half unique pages, half copies of 512 contents; %.0f s per phase\n", size_mib,
 	       p.seconds);
 	printf("knobs on both sides: pages_to_scan 100000, sleep_millisecs 0, smart_scan 0\n\n");
-	printf("%-8s %8s %10s %10s %10s\n", "phase", "wakeups", "p50_us", "p99_us", "max_us");
+	printf("%-11s %8s %10s %10s %10s\n", "phase", "wakeups", "p50_us", "p99_us", "max_us");
 
 	run_probe(&p, "idle");
 
@@ -157,12 +158,15 @@ int main(int argc, char **argv)
 	samepage_set("run", "1");
 	run_probe(&p, "engine");
 	samepage_stats(&st);
+	samepage_set("sched_idle", "1");
+	run_probe(&p, "engine-idle");
+	samepage_set("sched_idle", "0");
 	samepage_set("run", "0");
 	samepage_munmap(mem, pages * TPAGE);
 
 	/* ksmd */
 	if (!t_ksm_available() || (kpid = t_ksmd_pid()) < 0) {
-		printf("ksmd       (not available: needs root and KSM)\n");
+		printf("ksmd        (not available: needs root and KSM)\n");
 		goto out;
 	}
 	t_ksm_save();

@@ -30,6 +30,8 @@ const struct sp_knob sp_knob_table[] = {
 	K(batch_usecs, SP_KNOB_UINT, 1000, 10, 1000000,
 	  "engine: longest uninterrupted batch, us (the scanner yields in between)"),
 	K(scan_threads, SP_KNOB_UINT, 1, 1, 64, "engine: threads that read and hash pages (the scanner and helpers)"),
+	K(sched_idle, SP_KNOB_BOOL, 0, 0, 1,
+	  "engine: 1 runs the scanner as SCHED_IDLE (only CPU time nobody else wants); 0 nice 5, as ksmd"),
 };
 const size_t sp_knob_count = sizeof(sp_knob_table) / sizeof(sp_knob_table[0]);
 

@@ -30,6 +30,7 @@ struct sp_knobs {
 	uint32_t advisor_max_pages_to_scan;
 	uint32_t batch_usecs;  /* engine: longest uninterrupted batch      */
 	uint32_t scan_threads; /* engine: threads reading and hashing pages */
+	uint32_t sched_idle;   /* engine: scanner in SCHED_IDLE              */
 };
 
 enum { SP_ADVISOR_NONE, SP_ADVISOR_SCAN_TIME };

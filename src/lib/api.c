@@ -166,6 +166,10 @@ static int set_locked(struct sp_engine *e, const struct sp_knob *k, uint32_t v)
 			*p = v;
 		return err;
 	}
+	if (!strcmp(k->name, "sched_idle")) {
+		*p = v; /* the scanner applies it; helpers are restarted with it */
+		return c->knobs.scan_threads > 1 ? sp_engine_threads(c->knobs.scan_threads) : 0;
+	}
 	if ((!strcmp(k->name, "max_page_sharing") || !strcmp(k->name, "merge_across_nodes")) && c->stable.pages)
 		return -EBUSY; /* as the kernel: only with no shared pages */
 	if (!strcmp(k->name, "run") && v == 2) {

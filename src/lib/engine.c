@@ -181,17 +181,30 @@ static void recount_unlocked(struct sp_engine *e)
 	sp_budget_set(bg, n, added, mono_ns());
 }
 
+/* The scanner's scheduling: nice 5 like ksmd, or SCHED_IDLE (sched_idle=1),
+ * which lets any other thread of the machine preempt it at once. */
+static void apply_sched(uint32_t idle)
+{
+	struct sched_param sp = {0};
+
+	sched_setscheduler(0, idle ? SCHED_IDLE : SCHED_OTHER, &sp);
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
+}
+
 static void *scanner(void *arg)
 {
 	struct sp_engine *e = arg;
 	uint64_t left = 0; /* pages still to scan in this batch */
+	uint32_t idle = e->core.knobs.sched_idle;
 
-	/* nice 5, as ksmd: the application's own threads win the CPU */
-	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
+	apply_sched(idle);
 	pthread_mutex_lock(&e->lock);
 	for (;;) {
 		struct sp_core *c = &e->core;
 		uint64_t scans, cpu0, got;
+
+		if (c->knobs.sched_idle != idle)
+			apply_sched(idle = c->knobs.sched_idle);
 
 		if (c->knobs.run != 1 || !c->rmap.nregions) {
 			left = 0;
@@ -263,7 +276,7 @@ int sp_engine_threads(uint32_t n)
 	}
 	if (n <= 1)
 		return 0;
-	err = sp_pool_start(&e->pool, (int)n - 1);
+	err = sp_pool_start(&e->pool, (int)n - 1, (int)e->core.knobs.sched_idle);
 	if (err)
 		return err;
 	e->pool_threads = (int)n - 1;

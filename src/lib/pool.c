@@ -51,6 +51,11 @@ static void *helper(void *arg)
 	struct sp_pool *p = arg;
 	uint32_t seen = 0;
 
+	if (p->sched_idle) {
+		struct sched_param sp = {0};
+
+		sched_setscheduler(0, SCHED_IDLE, &sp);
+	}
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -80,9 +85,10 @@ static void *helper(void *arg)
 	return NULL;
 }
 
-int sp_pool_start(struct sp_pool *p, int nthreads)
+int sp_pool_start(struct sp_pool *p, int nthreads, int sched_idle)
 {
 	memset(p, 0, sizeof(*p));
+	p->sched_idle = sched_idle;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->go, NULL);
 	p->threads = calloc((size_t)nthreads, sizeof(pthread_t));

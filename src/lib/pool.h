@@ -19,6 +19,7 @@ struct sp_pool {
 	pthread_t *threads;
 	int nthreads; /* helpers, not counting the scanner */
 	int stop;
+	int sched_idle; /* helpers run as SCHED_IDLE */
 	uint32_t gen;
 	/* the job of generation gen */
 	struct sp_core *c;
@@ -30,8 +31,8 @@ struct sp_pool {
 	uint64_t cpu_ns; /* CPU time the helpers spent working */
 };
 
-/* Starts nthreads helpers. 0 or -errno. */
-int sp_pool_start(struct sp_pool *p, int nthreads);
+/* Starts nthreads helpers (at nice 5, or SCHED_IDLE). 0 or -errno. */
+int sp_pool_start(struct sp_pool *p, int nthreads, int sched_idle);
 void sp_pool_stop(struct sp_pool *p);
 /* The core's `parallel` hook: ctx is the pool. */
 void sp_pool_read_hash(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need);
