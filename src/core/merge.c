@@ -80,6 +80,7 @@ static void merge_stable(struct sp_core *c, struct sp_run *r)
 		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
 
 		j = span(ok, k, r->n);
+		c->remapped = 1;
 		if (!ok[k] || o->remap(c->be, a, j - k, r->pg0 + k)) {
 			thaw(c, a, j - k);
 			c->cnt.merge_failures++;
@@ -169,6 +170,7 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 		}
 		for (m = k; m < j; m++)
 			memcpy(o->store_page(c->be, pg + m - k), c->verify + (size_t)m * PAGE, PAGE);
+		c->remapped = 1;
 		mine = o->remap(c->be, a, j - k, pg);
 		if (mine)
 			thaw(c, a, j - k);

@@ -356,6 +356,10 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 		apply(c, &run, i, id0 + i, &v);
 	}
 	sp_merge_run(c, &run);
+	if (c->remapped) { /* nothing is frozen now: release blocked writers */
+		c->be->ops->wake_blocked(c->be);
+		c->remapped = 0;
+	}
 	if (i < n) {
 		*used = i;
 		for (; i < n; i++) {

@@ -50,7 +50,7 @@ SAMEPAGE_API int samepage_madvise(void *addr, size_t len, int advice)
 	if (msync(addr, alen, MS_ASYNC))
 		return fail(errno);
 
-	pthread_mutex_lock(&e->lock);
+	sp_engine_lock();
 	err = sp_engine_core();
 	if (err)
 		goto out;
@@ -67,7 +67,7 @@ SAMEPAGE_API int samepage_madvise(void *addr, size_t len, int advice)
 			sp_local_unregister(&e->local, start, alen); /* parts never registered: fine */
 	}
 out:
-	pthread_mutex_unlock(&e->lock);
+	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
 
@@ -127,7 +127,7 @@ SAMEPAGE_API int samepage_get(const char *name, char *buf, size_t len)
 
 	if (!name || !buf)
 		return fail(EINVAL);
-	pthread_mutex_lock(&e->lock);
+	sp_engine_lock();
 	err = sp_engine_core();
 	if (err)
 		goto out;
@@ -140,7 +140,7 @@ SAMEPAGE_API int samepage_get(const char *name, char *buf, size_t len)
 		err = counter_value(&s, name, buf, len);
 	}
 out:
-	pthread_mutex_unlock(&e->lock);
+	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
 
@@ -205,27 +205,26 @@ SAMEPAGE_API int samepage_set(const char *name, const char *value)
 	err = sp_knob_parse(k, value, &v);
 	if (err)
 		return fail(err);
-	pthread_mutex_lock(&e->lock);
+	sp_engine_lock();
 	err = sp_engine_core();
 	if (!err)
 		err = set_locked(e, k, v);
 	sp_engine_kick();
-	pthread_mutex_unlock(&e->lock);
+	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
 
 SAMEPAGE_API int samepage_stats(struct samepage_stats *out)
 {
-	struct sp_engine *e = &sp_engine;
 	int err;
 
 	if (!out)
 		return fail(EINVAL);
-	pthread_mutex_lock(&e->lock);
+	sp_engine_lock();
 	err = sp_engine_core();
 	if (!err)
 		fill_stats(out);
-	pthread_mutex_unlock(&e->lock);
+	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
 
@@ -236,11 +235,11 @@ SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_r
 
 	if (!out || ((uintptr_t)addr & (PAGE - 1)))
 		return fail(EINVAL);
-	pthread_mutex_lock(&e->lock);
+	sp_engine_lock();
 	err = sp_engine_core();
 	if (!err)
 		sp_core_range_stats(&e->core, (uintptr_t)addr, (len + PAGE - 1) / PAGE, out);
-	pthread_mutex_unlock(&e->lock);
+	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
 
@@ -260,16 +259,16 @@ SAMEPAGE_API int samepage_wait_scans(unsigned n, int timeout_ms)
 			ts.tv_nsec -= 1000000000L;
 		}
 	}
-	pthread_mutex_lock(&e->lock);
-	err = sp_engine_core();
-	target = e->core.cnt.full_scans + n;
-	while (!err && e->core.cnt.full_scans < target) {
-		int rc = timeout_ms >= 0 ? pthread_cond_timedwait(&e->scanned, &e->lock, &ts)
-					 : pthread_cond_wait(&e->scanned, &e->lock);
+	sp_engine_init();
+	pthread_mutex_lock(&e->scan_lock);
+	target = e->scans_pub + n;
+	while (!err && e->scans_pub < target) {
+		int rc = timeout_ms >= 0 ? pthread_cond_timedwait(&e->scanned, &e->scan_lock, &ts)
+					 : pthread_cond_wait(&e->scanned, &e->scan_lock);
 
 		if (rc == ETIMEDOUT)
 			err = -ETIMEDOUT;
 	}
-	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&e->scan_lock);
 	return err ? fail(err) : 0;
 }

@@ -27,6 +27,7 @@
 
 struct sp_engine sp_engine = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.scan_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -64,6 +65,7 @@ static void atfork_child(void)
 		sp_local_destroy(&e->local); /* closes fds; mappings keep the store alive */
 	memset(e, 0, sizeof(*e));
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->scan_lock, NULL);
 	/* not init_once again: it would install the fork handlers a second
 	 * time, and the child's own fork() would take the lock twice */
 	init_conds(e);
@@ -98,11 +100,28 @@ static void knobs_from_env(struct sp_knobs *kn)
 	}
 }
 
+void sp_engine_init(void)
+{
+	pthread_once(&once, init_once);
+}
+
+void sp_engine_lock(void)
+{
+	__atomic_add_fetch(&sp_engine.waiters, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&sp_engine.lock);
+	__atomic_sub_fetch(&sp_engine.waiters, 1, __ATOMIC_RELAXED);
+}
+
+void sp_engine_unlock(void)
+{
+	pthread_mutex_unlock(&sp_engine.lock);
+}
+
 int sp_engine_core(void)
 {
 	struct sp_engine *e = &sp_engine;
 
-	pthread_once(&once, init_once);
+	sp_engine_init();
 	if (e->core_ready)
 		return 0;
 	/* the backend's operations are wired now, opened on first register */
@@ -191,6 +210,28 @@ static void apply_sched(uint32_t idle)
 	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5);
 }
 
+/* Between slices: the lock is free for a moment, and callers waiting for
+ * it get it (a mutex is not fair: without this, a scanner that never sleeps
+ * would take it back before a woken waiter runs). */
+static void let_others_in(struct sp_engine *e)
+{
+	pthread_mutex_unlock(&e->lock);
+	for (int n = 0; n < 1000; n++) {
+		sched_yield();
+		if (!__atomic_load_n(&e->waiters, __ATOMIC_RELAXED))
+			break;
+	}
+	pthread_mutex_lock(&e->lock);
+}
+
+static void publish_scans(struct sp_engine *e)
+{
+	pthread_mutex_lock(&e->scan_lock);
+	e->scans_pub = e->core.cnt.full_scans;
+	pthread_cond_broadcast(&e->scanned);
+	pthread_mutex_unlock(&e->scan_lock);
+}
+
 static void *scanner(void *arg)
 {
 	struct sp_engine *e = arg;
@@ -219,7 +260,7 @@ static void *scanner(void *arg)
 		e->scan_cpu_ns += thread_cpu_ns() - cpu0;
 		left = got >= left ? 0 : left - got;
 		if (c->cnt.full_scans != scans) {
-			pthread_cond_broadcast(&e->scanned);
+			publish_scans(e);
 			left = 0; /* a full scan ends the batch, as in ksmd */
 		}
 		if (c->recount_wanted) {
@@ -228,19 +269,14 @@ static void *scanner(void *arg)
 		}
 		if (left && got) {
 			/* the slice hit its time bound: let others in, go on */
-			pthread_mutex_unlock(&e->lock);
-			sched_yield();
-			pthread_mutex_lock(&e->lock);
+			let_others_in(e);
 			continue;
 		}
 		left = 0;
 		if (c->knobs.sleep_millisecs)
 			sleep_ms(e, c->knobs.sleep_millisecs);
-		else {
-			pthread_mutex_unlock(&e->lock);
-			sched_yield();
-			pthread_mutex_lock(&e->lock);
-		}
+		else
+			let_others_in(e);
 	}
 	return NULL;
 }

@@ -16,7 +16,10 @@
 struct sp_engine {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;    /* the scanner sleeps here     */
-	pthread_cond_t scanned; /* samepage_wait_scans waits   */
+	pthread_mutex_t scan_lock; /* guards scans_pub, for waiters   */
+	pthread_cond_t scanned;    /* samepage_wait_scans waits here  */
+	uint64_t scans_pub;        /* full_scans, as published        */
+	int waiters;               /* API callers waiting for the lock */
 	pthread_t thread;
 	int thread_running;
 	int core_ready;
@@ -32,6 +35,13 @@ struct sp_engine {
 };
 
 extern struct sp_engine sp_engine;
+
+/* The API's way to take the engine lock: counted, so that a scanner that
+ * scans without sleeping (sleep_millisecs=0) lets callers in. */
+void sp_engine_lock(void);
+void sp_engine_unlock(void);
+/* The set-up every API entry point needs first (conditions, fork handlers). */
+void sp_engine_init(void);
 
 /* All of these are called with sp_engine.lock held. */
 int sp_engine_core(void);    /* 0 or -ENOMEM */

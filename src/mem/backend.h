@@ -14,10 +14,12 @@
  * Protocol for a merge of the run [addr, addr + n pages):
  *   freeze(addr, n)            writes to the run now block
  *   read(addr, n)              content is now stable; the caller verifies it
- *   remap(addr, n, store, pg)  points the run at store pages pg..pg+n-1 and
- *                              wakes blocked writers, or
+ *   remap(addr, n, store, pg)  points the run at store pages pg..pg+n-1, or
  *   thaw(addr, n)              gives up: unprotects and wakes blocked writers
- * A frozen page is always either remapped or thawed before the core returns.
+ *   wake_blocked()             (once per batch) wakes writers that blocked on
+ *                              pages since remapped
+ * A frozen page is always either remapped or thawed, and blocked writers
+ * woken, before the core returns.
  */
 #ifndef SP_BACKEND_H
 #define SP_BACKEND_H
@@ -49,9 +51,13 @@ struct sp_backend_ops {
 	/* Unprotects the run and wakes its blocked writers. 0 or -errno. */
 	int (*thaw)(struct sp_backend *b, uintptr_t addr, size_t n);
 	/* Replaces the frozen run with private mappings of store pages
-	 * pg..pg+n-1, wakes blocked writers. On error the run is unchanged and
-	 * still frozen. 0 or -errno. */
+	 * pg..pg+n-1. Writers that blocked on the run stay blocked until
+	 * wake_blocked(). On error the run is unchanged and still frozen.
+	 * 0 or -errno. */
 	int (*remap)(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg);
+	/* Wakes every writer still blocked on a page that was remapped. The
+	 * core calls it once per batch, when nothing is frozen any more. */
+	void (*wake_blocked)(struct sp_backend *b);
 	/* Replaces the frozen run with the kernel's zero page and wakes. */
 	int (*zap)(struct sp_backend *b, uintptr_t addr, size_t n);
 	/* Breaks every merge in the run (run=2): plain anonymous memory again,

@@ -114,6 +114,11 @@ static int fake_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t p
 	return 0;
 }
 
+static void fake_wake_blocked(struct sp_backend *b)
+{
+	F(b)->n_wake_blocked++;
+}
+
 static int fake_zap(struct sp_backend *b, uintptr_t addr, size_t n)
 {
 	struct sp_fake *f = F(b);
@@ -232,6 +237,7 @@ static const struct sp_backend_ops fake_ops = {
 	.freeze = fake_freeze,
 	.thaw = fake_thaw,
 	.remap = fake_remap,
+	.wake_blocked = fake_wake_blocked,
 	.zap = fake_zap,
 	.unmerge = fake_unmerge,
 	.restore = fake_restore,

@@ -159,8 +159,12 @@ static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t 
 		return -errno; /* Linux restores the old mapping on failure */
 	l->budget.added += 2;
 	sp_uffd_register(&l->uffd, addr, n * PAGE);
-	sp_uffd_wake(&l->uffd, addr, n * PAGE);
-	return 0;
+	return 0; /* blocked writers: wake_blocked() */
+}
+
+static void local_wake_blocked(struct sp_backend *b)
+{
+	sp_uffd_wake_pending(&L(b)->uffd);
 }
 
 static int local_zap(struct sp_backend *b, uintptr_t addr, size_t n)
@@ -317,6 +321,7 @@ static const struct sp_backend_ops local_ops = {
 	.freeze = local_freeze,
 	.thaw = local_thaw,
 	.remap = local_remap,
+	.wake_blocked = local_wake_blocked,
 	.zap = local_zap,
 	.unmerge = local_unmerge,
 	.restore = local_restore,

@@ -46,6 +46,8 @@ int sp_uffd_register(struct sp_uffd *u, uintptr_t addr, size_t len);
 int sp_uffd_unregister(struct sp_uffd *u, uintptr_t addr, size_t len);
 int sp_uffd_protect(struct sp_uffd *u, uintptr_t addr, size_t len, int on);
 int sp_uffd_wake(struct sp_uffd *u, uintptr_t addr, size_t len);
+/* Wakes the thread of every fault message waiting in the queue. */
+void sp_uffd_wake_pending(struct sp_uffd *u);
 
 struct sp_pagemap {
 	int fd;

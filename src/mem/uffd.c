@@ -134,3 +134,25 @@ int sp_uffd_wake(struct sp_uffd *u, uintptr_t addr, size_t len)
 
 	return ioctl(u->fd, UFFDIO_WAKE, &r) ? -errno : 0;
 }
+
+/*
+ * A writer that hits a frozen page blocks and leaves a message in the
+ * queue; it stays blocked until a wake covers its address. Instead of one
+ * UFFDIO_WAKE per remapped run, the scanner drains the queue once per batch
+ * (nothing is frozen then, so every message is for a page already remapped
+ * or thawed) and wakes exactly the addresses that faulted: one read(2) that
+ * usually finds nothing.
+ */
+void sp_uffd_wake_pending(struct sp_uffd *u)
+{
+	struct uffd_msg msg[16];
+	ssize_t got;
+
+	while ((got = read(u->fd, msg, sizeof(msg))) > 0) {
+		for (ssize_t i = 0; i < got / (ssize_t)sizeof(msg[0]); i++) {
+			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			sp_uffd_wake(u, msg[i].arg.pagefault.address & ~4095ull, 4096);
+		}
+	}
+}

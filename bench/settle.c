@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * settle.c - the engine against ksmd on the same workloads, side by side.
+ *
+ * For each workload the same memory is built twice, in two child processes:
+ * one registers it with libsamepage, the other with madvise(MADV_MERGEABLE)
+ * for the kernel's ksmd. Both scan flat out with the same knobs
+ * (pages_to_scan 100000, sleep_millisecs 0, smart_scan 0, max_page_sharing
+ * 256, use_zero_pages 1) until settled: pages_sharing + ksm_zero_pages
+ * unchanged over two full scans after at least three. Reported per side:
+ *
+ *   settle_s      wall seconds from run=1 to settled
+ *   cpu_s         scanner CPU seconds to settle (engine: its scanner thread;
+ *                 ksmd: utime+stime from /proc/PID/stat)
+ *   kpages/cpu_s  pages scanned per CPU-second while settling (for the
+ *                 unique workload: over three full scans, nothing to merge)
+ *   meta_B/page   tracking metadata per registered page (engine: all of its
+ *                 metadata; kernel: 64-byte rmap items from ksm_stat)
+ *   batch_ms      the engine's longest uninterrupted batch (ksmd: n/a)
+ *   saved_MiB     pages_sharing + ksm_zero_pages, in MiB
+ *
+ * Workloads (SIZE MiB each, default 1024):
+ *   unique   every page different
+ *   pairs    every page has exactly one twin, at a random place
+ *   runs     64 contents in long runs: the region repeats one 64-page block
+ *   zero     every page zero
+ *   mix      25% zero runs, 35% copies of 64 blocks of 32 pages, 10% popular
+ *            single pages, 30% unique (like `samepage demo`)
+ *
+ * Merged pages that do not continue their neighbour's store page cost the
+ * engine a kernel mapping each; "pairs" needs one per page, so the engine
+ * side runs with vm.max_map_count raised to 1,000,000 (restored afterwards)
+ * and a second engine row shows what happens at the default limit.
+ *
+ *   bench_settle [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "samepage.h"
+#include "../tests/testlib.h"
+
+#define TIMEOUT_MS (20 * 60 * 1000)
+
+struct result {
+	int ok;
+	double settle_s, cpu_s, kpages_per_cpu_s, meta_per_page, batch_ms, saved_mib;
+	unsigned long long sharing, zero, shared;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* content tag of every page; 0 means zeros */
+static uint32_t *layout(const char *w, size_t n)
+{
+	uint32_t *t = calloc(n, sizeof(*t));
+	uint64_t s = 88172645463325252ull;
+
+	if (!strcmp(w, "unique")) {
+		for (size_t i = 0; i < n; i++)
+			t[i] = 1 + (uint32_t)i;
+	} else if (!strcmp(w, "pairs")) {
+		for (size_t i = 0; i < n; i++)
+			t[i] = 1 + (uint32_t)(i / 2);
+		for (size_t i = n - 1; i > 0; i--) {
+			size_t j = rnd(&s) % (i + 1);
+			uint32_t x = t[i];
+
+			t[i] = t[j];
+			t[j] = x;
+		}
+	} else if (!strcmp(w, "runs")) {
+		for (size_t i = 0; i < n; i++)
+			t[i] = 1 + (uint32_t)(i % 64);
+	} else if (!strcmp(w, "mix")) {
+		uint32_t uniq = 10000000;
+
+		for (size_t i = 0; i < n;) {
+			uint64_t r = rnd(&s) % 100;
+			size_t len = r < 25 ? 1 + rnd(&s) % 64 : r < 60 ? 32 : r < 70 ? 1 : 1 + rnd(&s) % 64;
+			uint32_t block = (uint32_t)(rnd(&s) % 64);
+
+			for (size_t j = 0; j < len && i < n; j++, i++)
+				t[i] = r < 25 ? 0 : r < 60 ? 1000 + block * 32 + (uint32_t)j
+					  : r < 70 ? 1 + (uint32_t)(rnd(&s) % 128) : uniq++;
+		}
+	} /* zero: all 0 */
+	return t;
+}
+
+static uint8_t *build(const uint32_t *t, size_t n)
+{
+	uint8_t *m = t_map(n);
+
+	madvise(m, n * TPAGE, MADV_NOHUGEPAGE);
+	for (size_t i = 0; i < n; i++)
+		t_fill(m + i * TPAGE, t[i]);
+	return m;
+}
+
+static long read_long(const char *path)
+{
+	char buf[64] = "";
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = 0;
+	close(fd);
+	return strtol(buf, NULL, 10);
+}
+
+static void write_long(const char *path, long v)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0)
+		return;
+	snprintf(buf, sizeof(buf), "%ld", v);
+	if (write(fd, buf, strlen(buf)) < 0)
+		perror(path);
+	close(fd);
+}
+
+/* Settling, as both sides see it: a snapshot per full scan. */
+struct snap {
+	long long scans, sharing, zero, shared, scanned;
+	double cpu;
+};
+
+typedef void (*snap_fn)(struct snap *s, void *ctx);
+
+/* Waits until sharing+zero held for two full scans after three (or, with
+ * fixed_scans, for that many full scans), filling r. */
+static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
+{
+	struct snap s0, s, prev = {-1, -1, -1, -1, -1, 0};
+	double t0 = now_s();
+	int still = 0;
+
+	get(&s0, ctx);
+	prev.scans = s0.scans;
+	while ((now_s() - t0) * 1000 < TIMEOUT_MS) {
+		get(&s, ctx);
+		if (s.scans == prev.scans) {
+			usleep(2000); /* polling counters, with a deadline */
+			continue;
+		}
+		if (fixed_scans) {
+			if (s.scans - s0.scans >= fixed_scans)
+				break;
+		} else {
+			if (s.scans - s0.scans >= 3 && s.sharing == prev.sharing && s.zero == prev.zero)
+				still++;
+			else
+				still = 0;
+			if (still >= 2)
+				break;
+		}
+		prev = s;
+	}
+	r->ok = (now_s() - t0) * 1000 < TIMEOUT_MS;
+	r->settle_s = now_s() - t0;
+	r->cpu_s = s.cpu - s0.cpu;
+	r->kpages_per_cpu_s = r->cpu_s > 0 ? (double)(s.scanned - s0.scanned) / r->cpu_s / 1e3 : 0;
+	r->sharing = (unsigned long long)s.sharing;
+	r->zero = (unsigned long long)s.zero;
+	r->shared = (unsigned long long)s.shared;
+	r->saved_mib = (double)(s.sharing + s.zero) * 4096 / (1 << 20);
+}
+
+static void engine_snap(struct snap *s, void *ctx)
+{
+	struct samepage_stats st;
+
+	(void)ctx;
+	samepage_stats(&st);
+	s->scans = (long long)st.full_scans;
+	s->sharing = (long long)st.pages_sharing;
+	s->zero = (long long)st.ksm_zero_pages;
+	s->shared = (long long)st.pages_shared;
+	s->scanned = (long long)st.pages_scanned;
+	s->cpu = st.scan_cpu_ns / 1e9;
+}
+
+static void kernel_snap(struct snap *s, void *ctx)
+{
+	int pid = *(int *)ctx;
+
+	s->scans = t_ksm_get("full_scans");
+	s->sharing = t_ksm_get("pages_sharing");
+	s->zero = t_ksm_get("ksm_zero_pages");
+	s->shared = t_ksm_get("pages_shared");
+	s->scanned = t_ksm_get("pages_scanned");
+	s->cpu = t_ksmd_cpu(pid);
+}
+
+static void run_engine(const uint32_t *t, size_t n, int unique, struct result *r)
+{
+	struct samepage_stats st;
+	uint8_t *m = build(t, n);
+
+	samepage_set("pages_to_scan", "100000");
+	samepage_set("sleep_millisecs", "0");
+	samepage_set("smart_scan", "0");
+	samepage_set("use_zero_pages", "1");
+	if (samepage_madvise(m, n * TPAGE, SAMEPAGE_MERGEABLE)) {
+		perror("samepage_madvise");
+		return;
+	}
+	samepage_set("run", "1");
+	if (unique)
+		samepage_wait_scans(2, TIMEOUT_MS); /* first visits only hash */
+	settle(r, engine_snap, NULL, unique ? 3 : 0);
+	samepage_stats(&st);
+	r->meta_per_page = (double)st.metadata_bytes / (double)n;
+	r->batch_ms = st.longest_batch_ns / 1e6;
+	/* the content is still what was written */
+	for (size_t i = 0; i < n; i += 7)
+		if (!t_check(m + i * TPAGE, t[i])) {
+			fprintf(stderr, "engine: page %zu has the wrong content\n", i);
+			r->ok = 0;
+			break;
+		}
+}
+
+static long ksm_stat(const char *key)
+{
+	char line[128];
+	long v = -1;
+	FILE *f = fopen("/proc/self/ksm_stat", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = strtol(line + strlen(key) + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static void run_kernel(const uint32_t *t, size_t n, int unique, struct result *r)
+{
+	int pid = t_ksmd_pid();
+	uint8_t *m = build(t, n);
+
+	t_ksm_set("run", "2");
+	t_ksm_set("run", "0");
+	t_ksm_set("advisor_mode", "none");
+	t_ksm_set("pages_to_scan", "100000");
+	t_ksm_set("sleep_millisecs", "0");
+	t_ksm_set("smart_scan", "0");
+	t_ksm_set("max_page_sharing", "256");
+	t_ksm_set("use_zero_pages", "1");
+	madvise(m, n * TPAGE, MADV_MERGEABLE);
+	t_ksm_set("run", "1");
+	if (unique) {
+		long f = t_ksm_get("full_scans");
+
+		while (t_ksm_get("full_scans") < f + 2)
+			usleep(2000); /* polling a counter; the settle below has the deadline */
+	}
+	settle(r, kernel_snap, &pid, unique ? 3 : 0);
+	r->meta_per_page = 64.0 * (double)ksm_stat("ksm_rmap_items") / (double)n;
+	r->batch_ms = -1;
+	t_ksm_set("run", "2");
+	t_ksm_set("run", "0");
+}
+
+/* Runs fn in a child (each side needs its own process) and returns its result. */
+static struct result in_child(void (*fn)(const uint32_t *, size_t, int, struct result *), const uint32_t *t,
+			      size_t n, int unique)
+{
+	struct result r = {0};
+	int fds[2];
+	pid_t pid;
+
+	if (pipe(fds))
+		return r;
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		fn(t, n, unique, &r);
+		if (write(fds[1], &r, sizeof(r)) != sizeof(r))
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	if (read(fds[0], &r, sizeof(r)) != sizeof(r))
+		r.ok = 0;
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	return r;
+}
+
+static void row(const char *who, const struct result *r)
+{
+	char batch[16];
+
+	if (r->batch_ms >= 0)
+		snprintf(batch, sizeof(batch), "%.2f", r->batch_ms);
+	else
+		snprintf(batch, sizeof(batch), "n/a");
+	printf("  %-16s %9.2f %8.2f %13.0f %12.1f %9s %10.1f%s\n", who, r->settle_s, r->cpu_s, r->kpages_per_cpu_s,
+	       r->meta_per_page, batch, r->saved_mib, r->ok ? "" : "  (DID NOT SETTLE / FAILED)");
+}
+
+static void ratio(const struct result *e, const struct result *k, int unique)
+{
+	printf("  %-16s %8.2fx %7.2fx %12.2fx %11.2fx %9s %9.2fx\n", "engine / ksmd", e->settle_s / k->settle_s,
+	       e->cpu_s / k->cpu_s, e->kpages_per_cpu_s / k->kpages_per_cpu_s, e->meta_per_page / k->meta_per_page,
+	       "", k->saved_mib > 0 ? e->saved_mib / k->saved_mib : 0.0);
+	if (unique)
+		printf("  target: unique-page scan rate >= 5x ksmd: %s (%.1fx)\n",
+		       e->kpages_per_cpu_s >= 5 * k->kpages_per_cpu_s ? "MET" : "NOT MET",
+		       e->kpages_per_cpu_s / k->kpages_per_cpu_s);
+}
+
+static long saved_maps = -1;
+
+static void restore_maps(void)
+{
+	if (saved_maps > 0)
+		write_long("/proc/sys/vm/max_map_count", saved_maps);
+}
+
+static void on_signal(int sig)
+{
+	restore_maps();
+	t_ksm_restore();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int main(int argc, char **argv)
+{
+	const char *list = "unique,pairs,runs,zero,mix";
+	long size = 1024, old_maps;
+	char *ws, *w, *save;
+	int c;
+
+	while ((c = getopt(argc, argv, "s:w:qh")) != -1) {
+		switch (c) {
+		case 's':
+			size = atol(optarg);
+			break;
+		case 'w':
+			list = optarg;
+			break;
+		case 'q':
+			size = 128;
+			break;
+		default:
+			fprintf(stderr, "usage: %s [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (!t_ksm_available() || t_ksmd_pid() < 0) {
+		fprintf(stderr, "needs root and the kernel's KSM (the anchor of every ratio)\n");
+		return 2;
+	}
+	t_ksm_save();
+	old_maps = saved_maps = read_long("/proc/sys/vm/max_map_count");
+	atexit(restore_maps);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	printf("engine vs ksmd, %ld MiB per workload; both: pages_to_scan 100000, sleep_millisecs 0, smart_scan 0,\n"
+	       "max_page_sharing 256, use_zero_pages 1. Settled: pages_sharing+ksm_zero_pages unchanged for 2 full "
+	       "scans.\n\n",
+	       size);
+	printf("  %-16s %9s %8s %13s %12s %9s %10s\n", "", "settle_s", "cpu_s", "kpages/cpu_s", "meta_B/page",
+	       "batch_ms", "saved_MiB");
+	ws = strdup(list);
+	for (w = strtok_r(ws, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		size_t n = (size_t)size * 256;
+		uint32_t *t = layout(w, n);
+		int unique = !strcmp(w, "unique");
+		struct result e, k, e0 = {0};
+
+		printf("%s\n", w);
+		fflush(stdout);
+		write_long("/proc/sys/vm/max_map_count", 1000000);
+		e = in_child(run_engine, t, n, unique);
+		write_long("/proc/sys/vm/max_map_count", old_maps);
+		if (!strcmp(w, "pairs"))
+			e0 = in_child(run_engine, t, n, unique);
+		k = in_child(run_kernel, t, n, unique);
+		row("engine", &e);
+		if (!strcmp(w, "pairs"))
+			row("engine@65530", &e0);
+		row("ksmd", &k);
+		ratio(&e, &k, unique);
+		fflush(stdout);
+		free(t);
+	}
+	write_long("/proc/sys/vm/max_map_count", old_maps);
+	free(ws);
+	return 0;
+}

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine_blocked.c - writers that hit pages while they are being merged.
+ *
+ * Every page has exactly one twin. Writer threads keep rewriting pages with
+ * the bytes they already hold, from user space and through read(2) (a
+ * kernel-mode write), so content never changes but every write breaks a
+ * merge and the page merges again moments later: writes land on frozen
+ * pages all the time. Proves that every such writer is released (each thread
+ * keeps making progress; a writer left blocked would stop the test), that
+ * content never changes, and that merging really happens meanwhile.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "enginetest.h"
+
+#define NP 1024
+#define WRITERS 3
+#define SECONDS 3
+
+static char *mem;
+static volatile int stop;
+static unsigned long writes[WRITERS];
+
+static uint32_t tag_of(size_t page)
+{
+	return 1 + (uint32_t)(page % (NP / 2)); /* pages p and p + NP/2 are twins */
+}
+
+static void *writer(void *arg)
+{
+	long id = (long)arg;
+	uint64_t s = 0x9E3779B97F4A7C15ull * (uint64_t)(id + 1);
+	int pfd[2];
+
+	if (pipe(pfd))
+		return NULL;
+	while (!stop) {
+		size_t p, off;
+
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		p = s % NP;
+		off = (s >> 20) % (TPAGE - 8);
+		if (s & 1) {
+			/* user-mode write of the bytes already there */
+			volatile char *c = mem + p * TPAGE + off;
+
+			*c = *c;
+		} else {
+			/* kernel-mode write: read(2) into the page */
+			char buf[8];
+
+			memcpy(buf, mem + p * TPAGE + off, sizeof(buf));
+			if (write(pfd[1], buf, sizeof(buf)) != sizeof(buf) ||
+			    read(pfd[0], mem + p * TPAGE + off, sizeof(buf)) != sizeof(buf))
+				break;
+		}
+		writes[id]++;
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	return NULL;
+}
+
+static void test_writers_on_frozen_pages(void **state)
+{
+	pthread_t t[WRITERS];
+	unsigned long before[WRITERS];
+	uint64_t peak = 0, end = t_now_ms() + SECONDS * 1000;
+
+	(void)state;
+	mem = t_map(NP);
+	for (size_t i = 0; i < NP; i++)
+		t_fill(mem + i * TPAGE, tag_of(i));
+	assert_int_equal(samepage_madvise(mem, NP * TPAGE, SAMEPAGE_MERGEABLE), 0);
+	assert_true(et_wait_merged(NP / 2, NP / 2, 10000));
+	for (long i = 0; i < WRITERS; i++)
+		pthread_create(&t[i], NULL, writer, (void *)i);
+	while (t_now_ms() < end) {
+		struct samepage_stats st = et_stats();
+
+		if (st.pages_sharing > peak)
+			peak = st.pages_sharing;
+		memcpy(before, writes, sizeof(before));
+		usleep(200000); /* sampling progress over a fixed window */
+		for (int i = 0; i < WRITERS; i++)
+			assert_true(writes[i] > before[i]); /* nobody is stuck */
+	}
+	stop = 1;
+	for (int i = 0; i < WRITERS; i++)
+		pthread_join(t[i], NULL);
+	for (size_t i = 0; i < NP; i++)
+		assert_true(t_check(mem + i * TPAGE, tag_of(i)));
+	printf("  %lu + %lu + %lu writes into merging pages, peak pages_sharing %llu, content intact\n", writes[0],
+	       writes[1], writes[2], (unsigned long long)peak);
+	assert_true(peak > 0);
+	assert_int_equal(samepage_munmap(mem, NP * TPAGE), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_writers_on_frozen_pages),
+	};
+	int rc = et_start();
+
+	if (rc)
+		return rc;
+	samepage_set("sleep_millisecs", "0");
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
