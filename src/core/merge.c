@@ -53,6 +53,28 @@ static int run_node(const struct sp_core *c, const struct sp_run *r)
 	return c->knobs.merge_across_nodes ? -1 : c->nodes[r->i0];
 }
 
+/* Would pages [id, id + n) of region r, mapped to store pages from pg,
+ * continue a neighbour's store mapping? SP_JOIN_LEFT: the page before maps
+ * pg - 1; SP_JOIN_RIGHT: the page after maps pg + n. */
+static int joins(const struct sp_core *c, uint32_t r, uint32_t id, uint32_t n, uint64_t pg)
+{
+	const struct sp_region *g = &c->rmap.regions[r];
+	const struct sp_item *it;
+	int j = 0;
+
+	if (id > g->first_id) {
+		it = &c->rmap.items[id - 1];
+		if ((it->flags & SP_IT_STABLE) && c->stable.nodes[it->link].pg + 1 == pg)
+			j |= SP_JOIN_LEFT;
+	}
+	if (id + n < g->first_id + g->npages) {
+		it = &c->rmap.items[id + n];
+		if ((it->flags & SP_IT_STABLE) && c->stable.nodes[it->link].pg == pg + n)
+			j |= SP_JOIN_RIGHT;
+	}
+	return j;
+}
+
 static int have_budget(struct sp_core *c)
 {
 	return c->be->ops->map_budget(c->be) > 0;
@@ -81,7 +103,8 @@ static void merge_stable(struct sp_core *c, struct sp_run *r)
 
 		j = span(ok, k, r->n);
 		c->remapped = 1;
-		if (!ok[k] || o->remap(c->be, a, j - k, r->pg0 + k)) {
+		if (!ok[k] || o->remap(c->be, a, j - k, r->pg0 + k,
+				       joins(c, r->region, r->id0 + r->i0 + k, j - k, r->pg0 + k))) {
 			thaw(c, a, j - k);
 			c->cnt.merge_failures++;
 			continue;
@@ -137,8 +160,12 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 		c->cnt.merge_failures++;
 		goto requeue;
 	}
-	got = o->read(c->be, addr, r->n, c->verify);
-	pgot = o->read(c->be, paddr, r->n, c->partner);
+	if (o->read2) {
+		got = o->read2(c->be, addr, c->verify, paddr, c->partner, r->n, &pgot);
+	} else {
+		got = o->read(c->be, addr, r->n, c->verify);
+		pgot = o->read(c->be, paddr, r->n, c->partner);
+	}
 	for (k = 0; k < r->n; k++) {
 		size_t off = (size_t)k * PAGE;
 
@@ -171,10 +198,10 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 		for (m = k; m < j; m++)
 			memcpy(o->store_page(c->be, pg + m - k), c->verify + (size_t)m * PAGE, PAGE);
 		c->remapped = 1;
-		mine = o->remap(c->be, a, j - k, pg);
+		mine = o->remap(c->be, a, j - k, pg, joins(c, r->region, r->id0 + r->i0 + k, j - k, pg));
 		if (mine)
 			thaw(c, a, j - k);
-		theirs = o->remap(c->be, pa, j - k, pg);
+		theirs = o->remap(c->be, pa, j - k, pg, joins(c, r->partner_region, r->partner0 + k, j - k, pg));
 		if (theirs)
 			thaw(c, pa, j - k);
 		for (m = k; m < j; m++) {

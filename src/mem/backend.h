@@ -30,6 +30,8 @@
 #define SP_PAGE_SIZE 4096UL
 #define SP_PAGE_SHIFT 12
 
+enum { SP_JOIN_LEFT = 1, SP_JOIN_RIGHT = 2 };
+
 /* What query() reports about each page. */
 enum {
 	SP_PG_PRESENT = 1 << 0, /* mapped to a page frame                         */
@@ -44,6 +46,9 @@ struct sp_backend_ops {
 	/* Copies n pages at addr into buf. Returns pages copied (a short count
 	 * stops at the first unreadable page), or -errno. */
 	long (*read)(struct sp_backend *b, uintptr_t addr, size_t n, void *buf);
+	/* The same for two runs at once (one system call); *got2 gets the
+	 * second run's count. May be NULL. */
+	long (*read2)(struct sp_backend *b, uintptr_t a1, void *buf1, uintptr_t a2, void *buf2, size_t n, long *got2);
 	/* Fills flags[0..n) with SP_PG_* for the pages at addr. 0 or -errno. */
 	int (*query)(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t *flags);
 	/* Write-protects the run. 0 or -errno (nothing is frozen on error). */
@@ -54,7 +59,10 @@ struct sp_backend_ops {
 	 * pg..pg+n-1. Writers that blocked on the run stay blocked until
 	 * wake_blocked(). On error the run is unchanged and still frozen.
 	 * 0 or -errno. */
-	int (*remap)(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg);
+	int (*remap)(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg, int joins);
+	/* joins (SP_JOIN_*): the page before the run maps store page pg - 1,
+	 * or the page after it maps pg + n, so the new mapping can become one
+	 * with that neighbour's. */
 	/* Wakes every writer still blocked on a page that was remapped. The
 	 * core calls it once per batch, when nothing is frozen any more. */
 	void (*wake_blocked)(struct sp_backend *b);

@@ -96,7 +96,7 @@ static int fake_thaw(struct sp_backend *b, uintptr_t addr, size_t n)
 	return 0;
 }
 
-static int fake_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg)
+static int fake_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg, int joins)
 {
 	struct sp_fake *f = F(b);
 	size_t i, p = index_of(f, addr);
@@ -108,6 +108,7 @@ static int fake_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t p
 		f->absent[p + i] = 1; /* a fresh mapping: not faulted in yet */
 	}
 	unfreeze(f, p, n);
+	f->n_joins += joins;
 	f->budget -= 1;
 	f->be.mappings++;
 	f->n_remap++;

@@ -32,7 +32,7 @@ struct sp_fake {
 	/* failure injection: the Nth next call fails (0: never) */
 	int fail_freeze, fail_remap, fail_alloc, fail_zap, fail_unmerge, fail_restore;
 	/* statistics for assertions */
-	uint64_t n_freeze, n_thaw, n_remap, n_zap, n_frozen_now, n_write_while_frozen, n_wake_blocked;
+	uint64_t n_freeze, n_thaw, n_remap, n_zap, n_frozen_now, n_write_while_frozen, n_wake_blocked, n_joins;
 	uint64_t store_pages_used;
 	int *node_of;        /* optional (malloc'd): NUMA node of each page */
 	int last_alloc_nid;  /* node asked for by the last store_alloc       */

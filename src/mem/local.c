@@ -127,6 +127,26 @@ static long local_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf
 	return (long)done;
 }
 
+static long local_read2(struct sp_backend *b, uintptr_t a1, void *buf1, uintptr_t a2, void *buf2, size_t n,
+			long *got2)
+{
+	struct iovec mine[2] = {{.iov_base = buf1, .iov_len = n * PAGE}, {.iov_base = buf2, .iov_len = n * PAGE}};
+	struct iovec theirs[2] = {{.iov_base = (void *)a1, .iov_len = n * PAGE},
+				  {.iov_base = (void *)a2, .iov_len = n * PAGE}};
+	ssize_t got;
+
+	if (n > READ_CHUNK) { /* keep each call short, as local_read does */
+		*got2 = local_read(b, a2, n, buf2);
+		return local_read(b, a1, n, buf1);
+	}
+	got = process_vm_readv(L(b)->pid, mine, 2, theirs, 2, 0);
+	if (got < 0)
+		got = 0; /* EFAULT on the first page: nothing read */
+	got /= (ssize_t)PAGE;
+	*got2 = got > (ssize_t)n ? got - (ssize_t)n : 0;
+	return got > (ssize_t)n ? (long)n : (long)got;
+}
+
 static int local_query(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t *flags)
 {
 	return sp_pagemap_query(&L(b)->pm, addr, n, flags);
@@ -142,7 +162,7 @@ static int local_thaw(struct sp_backend *b, uintptr_t addr, size_t n)
 	return sp_uffd_protect(&L(b)->uffd, addr, n * PAGE, 0);
 }
 
-static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg)
+static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg, int joins)
 {
 	struct sp_local *l = L(b);
 	size_t span;
@@ -158,7 +178,19 @@ static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t 
 	if (p == MAP_FAILED)
 		return -errno; /* Linux restores the old mapping on failure */
 	l->budget.added += 2;
-	sp_uffd_register(&l->uffd, addr, n * PAGE);
+	/* Registration (needed to freeze it again, and for the kernel to merge
+	 * it with a neighbouring store mapping: the userfaultfd context must
+	 * match) is done now for runs and for pages that continue a
+	 * neighbour, with the neighbour's page included so that a lone page
+	 * left unregistered joins too. A lone page that continues nothing is
+	 * registered on its first freeze, if one ever comes (sp_uffd_protect):
+	 * one system call less per scattered merge. */
+	if (n > 1 || joins) {
+		uintptr_t lo = addr - ((joins & SP_JOIN_LEFT) ? PAGE : 0);
+		uintptr_t hi = addr + n * PAGE + ((joins & SP_JOIN_RIGHT) ? PAGE : 0);
+
+		sp_uffd_register(&l->uffd, lo, hi - lo);
+	}
 	return 0; /* blocked writers: wake_blocked() */
 }
 
@@ -317,6 +349,7 @@ static void local_map_recount(struct sp_backend *b)
 
 static const struct sp_backend_ops local_ops = {
 	.read = local_read,
+	.read2 = local_read2,
 	.query = local_query,
 	.freeze = local_freeze,
 	.thaw = local_thaw,

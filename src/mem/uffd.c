@@ -121,9 +121,18 @@ int sp_uffd_protect(struct sp_uffd *u, uintptr_t addr, size_t len, int on)
 	struct uffdio_writeprotect wp = {.range = {.start = addr, .len = len},
 					 .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
 
+	int registered = 0;
+
 	while (ioctl(u->fd, UFFDIO_WRITEPROTECT, &wp)) {
-		if (errno != EAGAIN) /* EAGAIN: the mm was changing, try again */
-			return -errno;
+		if (errno == EAGAIN) /* the mm was changing: try again */
+			continue;
+		/* a store mapping is registered lazily, on its first freeze */
+		if (on && !registered && (errno == ENOENT || errno == EINVAL)) {
+			registered = 1;
+			if (!sp_uffd_register(u, addr, len))
+				continue;
+		}
+		return -errno;
 	}
 	return 0;
 }
