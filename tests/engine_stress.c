@@ -148,7 +148,7 @@ static void note_stats(void)
 	uint64_t merged = s.pages_sharing + s.ksm_zero_pages;
 
 	if (merged > last_merged)
-		merged_seen += merged - last_merged;
+		__atomic_add_fetch(&merged_seen, merged - last_merged, __ATOMIC_RELAXED);
 	last_merged = merged;
 	if (s.pages_sharing > peak_sharing)
 		peak_sharing = s.pages_sharing;
@@ -234,7 +234,12 @@ static void test_stress(void **state)
 		assert_int_equal(pthread_create(&w[k], NULL, writer, (void *)(k + 1)), 0);
 	assert_int_equal(pthread_create(&ck, NULL, checker, NULL), 0);
 	assert_int_equal(pthread_create(&tg, NULL, toggler, NULL), 0);
-	while (t_now_ms() - t0 < MAX_MS && (atomic_load(&ops) < MIN_OPS || t_now_ms() - t0 < MIN_MS))
+	/* run until every goal is reached (not for a fixed time: a slow or busy
+	 * machine just takes longer), within MAX_MS */
+	while (t_now_ms() - t0 < MAX_MS &&
+	       (atomic_load(&ops) < MIN_OPS || t_now_ms() - t0 < MIN_MS ||
+		__atomic_load_n(&merged_seen, __ATOMIC_RELAXED) <= NP || atomic_load(&toggles) <= 3 ||
+		atomic_load(&reregisters) <= 3))
 		usleep(10000);
 	atomic_store(&stop, 1);
 	for (int k = 0; k < WRITERS; k++)
