@@ -106,7 +106,6 @@ static uint8_t *workload(size_t pages)
 	return m;
 }
 
-
 int main(int argc, char **argv)
 {
 	struct probe p = {.cpu = 0, .seconds = 5};
@@ -194,7 +193,7 @@ out:
 	       "time\n(in this VM the CPU time of a thread includes time its vCPU was preempted by the host)\n"
 	       "scanner CPU %.2f s, %llu pages scanned\n",
 	       (unsigned long long)st.batches, (unsigned long long)st.batches_over,
-	       st.batches ? 100.0 * st.batches_over / st.batches : 0.0, st.longest_batch_ns / 1e6,
-	       st.scan_cpu_ns / 1e9, (unsigned long long)st.pages_scanned);
+	       st.batches ? 100.0 * st.batches_over / st.batches : 0.0, st.longest_batch_ns / 1e6, st.scan_cpu_ns / 1e9,
+	       (unsigned long long)st.pages_scanned);
 	return 0;
 }

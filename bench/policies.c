@@ -48,8 +48,6 @@ static uint8_t *workload(size_t pages, uint32_t seed)
 	return m;
 }
 
-
-
 static double engine_cpu(void)
 {
 	struct samepage_stats st;
@@ -180,8 +178,8 @@ static void advisor(size_t pages, int target, int nscans)
 		t1 = now_s();
 		c1 = engine_cpu();
 		samepage_get("pages_to_scan", pts, sizeof(pts));
-		printf("%5ld %7zu MiB %12.1f %10.1f %8zu %14s\n", engine_scans() - scans0, added * quarter / 256, t1 - t0,
-		       100 * (c1 - c0) / (t1 - t0), added * quarter, pts);
+		printf("%5ld %7zu MiB %12.1f %10.1f %8zu %14s\n", engine_scans() - scans0, added * quarter / 256,
+		       t1 - t0, 100 * (c1 - c0) / (t1 - t0), added * quarter, pts);
 		fflush(stdout);
 		t0 = t1;
 		c0 = c1;

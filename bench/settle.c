@@ -104,8 +104,10 @@ static uint32_t *layout(const char *w, size_t n)
 			uint32_t block = (uint32_t)(rnd(&s) % 64);
 
 			for (size_t j = 0; j < len && i < n; j++, i++)
-				t[i] = r < 25 ? 0 : r < 60 ? 1000 + block * 32 + (uint32_t)j
-					  : r < 70 ? 1 + (uint32_t)(rnd(&s) % 128) : uniq++;
+				t[i] = r < 25	? 0
+				       : r < 60 ? 1000 + block * 32 + (uint32_t)j
+				       : r < 70 ? 1 + (uint32_t)(rnd(&s) % 128)
+						: uniq++;
 		}
 	} /* zero: all 0 */
 	return t;
@@ -293,8 +295,8 @@ static void run_kernel(const uint32_t *t, size_t n, int unique, struct result *r
 }
 
 /* Runs fn in a child (each side needs its own process) and returns its result. */
-static struct result in_child(void (*fn)(const uint32_t *, size_t, int, struct result *), const uint32_t *t,
-			      size_t n, int unique)
+static struct result in_child(void (*fn)(const uint32_t *, size_t, int, struct result *), const uint32_t *t, size_t n,
+			      int unique)
 {
 	struct result r = {0};
 	int fds[2];
@@ -333,8 +335,8 @@ static void row(const char *who, const struct result *r)
 static void ratio(const struct result *e, const struct result *k, int unique)
 {
 	printf("  %-16s %8.2fx %7.2fx %12.2fx %11.2fx %9s %9.2fx\n", "engine / ksmd", e->settle_s / k->settle_s,
-	       e->cpu_s / k->cpu_s, e->kpages_per_cpu_s / k->kpages_per_cpu_s, e->meta_per_page / k->meta_per_page,
-	       "", k->saved_mib > 0 ? e->saved_mib / k->saved_mib : 0.0);
+	       e->cpu_s / k->cpu_s, e->kpages_per_cpu_s / k->kpages_per_cpu_s, e->meta_per_page / k->meta_per_page, "",
+	       k->saved_mib > 0 ? e->saved_mib / k->saved_mib : 0.0);
 	if (unique)
 		printf("  target: unique-page scan rate >= 5x ksmd: %s (%.1fx)\n",
 		       e->kpages_per_cpu_s >= 5 * k->kpages_per_cpu_s ? "MET" : "NOT MET",

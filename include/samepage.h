@@ -58,7 +58,7 @@ extern "C" {
 
 #define SAMEPAGE_API __attribute__((visibility("default")))
 
-#define SAMEPAGE_MERGEABLE 1
+#define SAMEPAGE_MERGEABLE   1
 #define SAMEPAGE_UNMERGEABLE 2
 
 /*
@@ -91,26 +91,26 @@ SAMEPAGE_API int samepage_get(const char *name, char *buf, size_t len);
 
 /* A consistent snapshot of every counter, named like /sys/kernel/mm/ksm. */
 struct samepage_stats {
-	uint64_t pages_shared;       /* store pages in use (KSM pages)           */
-	uint64_t pages_sharing;      /* sharers beyond the first, summed          */
+	uint64_t pages_shared;	     /* store pages in use (KSM pages)           */
+	uint64_t pages_sharing;	     /* sharers beyond the first, summed          */
 	uint64_t pages_unshared;     /* unique pages in the unstable index        */
 	uint64_t pages_volatile;     /* tracked pages changing too fast to merge  */
-	uint64_t pages_scanned;      /* pages visited, all time                   */
-	uint64_t pages_skipped;      /* pages smart_scan skipped, all time        */
-	uint64_t full_scans;         /* completed passes over registered memory   */
+	uint64_t pages_scanned;	     /* pages visited, all time                   */
+	uint64_t pages_skipped;	     /* pages smart_scan skipped, all time        */
+	uint64_t full_scans;	     /* completed passes over registered memory   */
 	uint64_t ksm_zero_pages;     /* pages dropped to the zero page            */
 	uint64_t stable_node_chains; /* contents with more than max_page_sharing  */
 	uint64_t stable_node_dups;   /* store pages that belong to a chain        */
-	int64_t general_profit;      /* bytes saved minus metadata, see man page  */
+	int64_t general_profit;	     /* bytes saved minus metadata, see man page  */
 	/* Engine-only figures (not in the kernel's sysfs). */
-	uint64_t rmap_items;         /* tracked pages (like ksm_rmap_items)       */
-	uint64_t metadata_bytes;     /* engine memory for tracking                */
-	uint64_t mappings;           /* kernel mappings the engine created        */
-	uint64_t mappings_budget;    /* mappings it may still create              */
-	uint64_t longest_batch_ns;   /* longest uninterrupted scan batch          */
-	uint64_t batches;            /* uninterrupted scan batches so far         */
-	uint64_t batches_over;       /* of which longer than batch_usecs          */
-	uint64_t scan_cpu_ns;        /* scanner thread CPU time                   */
+	uint64_t rmap_items;	   /* tracked pages (like ksm_rmap_items)       */
+	uint64_t metadata_bytes;   /* engine memory for tracking                */
+	uint64_t mappings;	   /* kernel mappings the engine created        */
+	uint64_t mappings_budget;  /* mappings it may still create              */
+	uint64_t longest_batch_ns; /* longest uninterrupted scan batch          */
+	uint64_t batches;	   /* uninterrupted scan batches so far         */
+	uint64_t batches_over;	   /* of which longer than batch_usecs          */
+	uint64_t scan_cpu_ns;	   /* scanner thread CPU time                   */
 };
 SAMEPAGE_API int samepage_stats(struct samepage_stats *out);
 
@@ -123,10 +123,10 @@ SAMEPAGE_API int samepage_stats(struct samepage_stats *out);
  */
 struct samepage_region_stats {
 	uint64_t registered_pages; /* pages of the range that are registered    */
-	uint64_t rmap_items;       /* ksm_rmap_items: pages tracked (seen present) */
-	uint64_t merging_pages;    /* ksm_merging_pages: mapping a store page     */
-	uint64_t zero_pages;       /* ksm_zero_pages                              */
-	int64_t profit;            /* ksm_process_profit, for this range          */
+	uint64_t rmap_items;	   /* ksm_rmap_items: pages tracked (seen present) */
+	uint64_t merging_pages;	   /* ksm_merging_pages: mapping a store page     */
+	uint64_t zero_pages;	   /* ksm_zero_pages                              */
+	int64_t profit;		   /* ksm_process_profit, for this range          */
 };
 SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_region_stats *out);
 

@@ -20,7 +20,7 @@
 
 #include "enginetest.h"
 
-#define NP 1024
+#define NP	1024
 #define WRITERS 3
 #define SECONDS 3
 

@@ -20,11 +20,11 @@
 
 #include "enginetest.h"
 
-#define expect_errno(call, err)                                                                          \
-	do {                                                                                             \
-		errno = 0;                                                                               \
-		assert_int_equal((call), -1);                                                            \
-		assert_int_equal(errno, (err));                                                          \
+#define expect_errno(call, err)                 \
+	do {                                    \
+		errno = 0;                      \
+		assert_int_equal((call), -1);   \
+		assert_int_equal(errno, (err)); \
 	} while (0)
 
 static void test_einval(void **state)
@@ -62,9 +62,9 @@ static void test_einval(void **state)
 static void test_enoent_eacces_erange(void **state)
 {
 	char buf[64], tiny[2];
-	static const char *const counters[] = {"pages_shared",   "pages_sharing",  "pages_unshared",
-					       "pages_volatile", "pages_scanned",  "pages_skipped",
-					       "full_scans",     "ksm_zero_pages", "stable_node_chains",
+	static const char *const counters[] = {"pages_shared",	   "pages_sharing",  "pages_unshared",
+					       "pages_volatile",   "pages_scanned",  "pages_skipped",
+					       "full_scans",	   "ksm_zero_pages", "stable_node_chains",
 					       "stable_node_dups", "general_profit"};
 
 	(void)state;
@@ -143,10 +143,8 @@ static void test_etimedout(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_einval),
-		cmocka_unit_test(test_enoent_eacces_erange),
-		cmocka_unit_test(test_enomem),
-		cmocka_unit_test(test_ebusy),
+		cmocka_unit_test(test_einval),	  cmocka_unit_test(test_enoent_eacces_erange),
+		cmocka_unit_test(test_enomem),	  cmocka_unit_test(test_ebusy),
 		cmocka_unit_test(test_etimedout),
 	};
 	int rc = et_start();

@@ -21,16 +21,16 @@
 
 #include "enginetest.h"
 
-#define NP 1024
+#define NP    1024
 #define NCONT 8
 
 /* exits the child with the line number of the first failed check */
-#define CHILD_CHECK(x)                                                                                   \
-	do {                                                                                             \
-		if (!(x)) {                                                                              \
-			fprintf(stderr, "child: %s failed (line %d)\n", #x, __LINE__);                  \
-			_exit(__LINE__ % 250 + 1);                                                       \
-		}                                                                                        \
+#define CHILD_CHECK(x)                                                                 \
+	do {                                                                           \
+		if (!(x)) {                                                            \
+			fprintf(stderr, "child: %s failed (line %d)\n", #x, __LINE__); \
+			_exit(__LINE__ % 250 + 1);                                     \
+		}                                                                      \
 	} while (0)
 
 static void child_engine(void)

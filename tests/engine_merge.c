@@ -23,7 +23,7 @@
 
 #include "enginetest.h"
 
-#define NP 1024
+#define NP    1024
 #define NCONT 8
 
 static char *merged_area(void)

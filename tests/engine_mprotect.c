@@ -19,7 +19,7 @@
 
 #include "enginetest.h"
 
-#define NP 256
+#define NP    256
 #define NCONT 4
 
 static sigjmp_buf jb;

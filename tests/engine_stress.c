@@ -26,14 +26,14 @@
 
 #include "enginetest.h"
 
-#define NP 4096
-#define NTMPL 7 /* template 0 is zeros */
+#define NP	4096
+#define NTMPL	7 /* template 0 is zeros */
 #define WRITERS 3
 #define MIN_OPS 1000000ul
-#define MAX_MS 45000
-#define CHUNK 256
-#define HOT 512      /* most writes go to a window of pages that moves */
-#define MIN_MS 3000  /* and run long enough for the scanner to merge a lot */
+#define MAX_MS	45000
+#define CHUNK	256
+#define HOT	512  /* most writes go to a window of pages that moves */
+#define MIN_MS	3000 /* and run long enough for the scanner to merge a lot */
 
 static char *mem;
 static uint8_t *shadow;
@@ -68,8 +68,9 @@ static void check_page(size_t i)
 				}
 				zero += !mem[i * TPAGE + b];
 			}
-			fprintf(stderr, "  MISMATCH at page %zu: %zu bytes differ from %zu on, page has %zu zero bytes\n",
-				i, d, first, zero);
+			fprintf(stderr,
+				"  MISMATCH at page %zu: %zu bytes differ from %zu on, page has %zu zero bytes\n", i, d,
+				first, zero);
 		}
 	}
 }
@@ -236,10 +237,9 @@ static void test_stress(void **state)
 	assert_int_equal(pthread_create(&tg, NULL, toggler, NULL), 0);
 	/* run until every goal is reached (not for a fixed time: a slow or busy
 	 * machine just takes longer), within MAX_MS */
-	while (t_now_ms() - t0 < MAX_MS &&
-	       (atomic_load(&ops) < MIN_OPS || t_now_ms() - t0 < MIN_MS ||
-		__atomic_load_n(&merged_seen, __ATOMIC_RELAXED) <= NP || atomic_load(&toggles) <= 3 ||
-		atomic_load(&reregisters) <= 3))
+	while (t_now_ms() - t0 < MAX_MS && (atomic_load(&ops) < MIN_OPS || t_now_ms() - t0 < MIN_MS ||
+					    __atomic_load_n(&merged_seen, __ATOMIC_RELAXED) <= NP ||
+					    atomic_load(&toggles) <= 3 || atomic_load(&reregisters) <= 3))
 		usleep(10000);
 	atomic_store(&stop, 1);
 	for (int k = 0; k < WRITERS; k++)

@@ -31,8 +31,7 @@ static inline int et_start(void)
 		return 77;
 	}
 	samepage_munmap(probe, TPAGE);
-	if (samepage_set("pages_to_scan", "100000") || samepage_set("sleep_millisecs", "1") ||
-	    samepage_set("run", "1"))
+	if (samepage_set("pages_to_scan", "100000") || samepage_set("sleep_millisecs", "1") || samepage_set("run", "1"))
 		return 1;
 	return 0;
 }

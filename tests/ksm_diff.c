@@ -34,9 +34,9 @@
 
 #define NGROUPS 5
 static const size_t group_size[NGROUPS] = {1000, 300, 257, 256, 2};
-#define NZERO 700
-#define NUNIQUE 400
-#define NPAGES (1000 + 300 + 257 + 256 + 2 + NZERO + NUNIQUE)
+#define NZERO	  700
+#define NUNIQUE	  400
+#define NPAGES	  (1000 + 300 + 257 + 256 + 2 + NZERO + NUNIQUE)
 #define SETTLE_MS 90000
 
 struct counters {

@@ -48,10 +48,18 @@ void *t_map(size_t npages)
 }
 
 #define KSM "/sys/kernel/mm/ksm/"
-static const char *knobs[] = {"pages_to_scan",    "sleep_millisecs", "max_page_sharing", "merge_across_nodes",
-			      "use_zero_pages",   "smart_scan",      "stable_node_chains_prune_millisecs",
-			      "advisor_mode",     "advisor_max_cpu", "advisor_target_scan_time",
-			      "advisor_min_pages_to_scan", "advisor_max_pages_to_scan"};
+static const char *knobs[] = {"pages_to_scan",
+			      "sleep_millisecs",
+			      "max_page_sharing",
+			      "merge_across_nodes",
+			      "use_zero_pages",
+			      "smart_scan",
+			      "stable_node_chains_prune_millisecs",
+			      "advisor_mode",
+			      "advisor_max_cpu",
+			      "advisor_target_scan_time",
+			      "advisor_min_pages_to_scan",
+			      "advisor_max_pages_to_scan"};
 #define NKNOBS (sizeof(knobs) / sizeof(knobs[0]))
 static char saved[NKNOBS][64];
 static char saved_run[16];

@@ -140,7 +140,7 @@ static void advisor_arithmetic(void **state)
 	e->f.clock_step_ns = 0;
 	e->f.clock_ns = 0;
 	sp_core_advisor_start(c);
-	e->f.clock_ns = 10000000000ull; /* now: 10 s; cpu also reads this clock */
+	e->f.clock_ns = 10000000000ull;	   /* now: 10 s; cpu also reads this clock */
 	c->advisor.cpu_ns = 9000000000ull; /* so the CPU used is 1 s */
 	sp_core_advisor_stop(c);
 	assert_int_equal(c->knobs.pages_to_scan, 500);

@@ -19,9 +19,8 @@ struct sp_cmd {
 	int (*run)(int argc, char **argv);
 };
 
-#define SP_COMMAND(n, summary, fn)                                                                   \
-	static const struct sp_cmd sp_cmd_##n __attribute__((used, section("sp_cmds"), aligned(8))) = { \
-		#n, summary, fn}
+#define SP_COMMAND(n, summary, fn) \
+	static const struct sp_cmd sp_cmd_##n __attribute__((used, section("sp_cmds"), aligned(8))) = {#n, summary, fn}
 
 /* exit statuses shared by all subcommands */
 enum {

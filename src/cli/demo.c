@@ -43,8 +43,8 @@ struct layout {
 };
 
 struct memsnap {
-	long rss, pss, pss_anon, pss_shmem;     /* kB, smaps_rollup */
-	long mem_available, anon_pages, shmem;  /* kB, meminfo      */
+	long rss, pss, pss_anon, pss_shmem;    /* kB, smaps_rollup */
+	long mem_available, anon_pages, shmem; /* kB, meminfo      */
 };
 
 /* A deterministic page pattern per tag; tag 0 is all zeros. */
@@ -265,12 +265,12 @@ static void print_human(const struct layout *l, const struct memsnap *b, const s
 	printf("Memory built: %s in %zu pages: %zu zero, %zu in shared blocks, %zu popular, %zu unique\n",
 	       sp_fmt_pages(x, sizeof(x), l->npages), l->npages, l->count[K_ZERO], l->count[K_BLOCK],
 	       l->count[K_POPULAR], l->count[K_UNIQUE]);
-	printf("Settled in %.1f s (%llu full scans, scanner CPU %.2f s)\n\n", secs,
-	       (unsigned long long)st->full_scans, st->scan_cpu_ns / 1e9);
+	printf("Settled in %.1f s (%llu full scans, scanner CPU %.2f s)\n\n", secs, (unsigned long long)st->full_scans,
+	       st->scan_cpu_ns / 1e9);
 	printf("%-34s %12s %12s %12s\n", "", "before", "after", "saved");
-#define ROW(label, f, sign)                                                                          \
-	printf("%-34s %12s %12s %12s\n", label, sp_fmt_bytes(x, sizeof(x), b->f * 1024.0),          \
-	       sp_fmt_bytes(y, sizeof(y), a->f * 1024.0), sp_fmt_bytes(z, sizeof(z), sign * (b->f - a->f) * 1024.0))
+#define ROW(label, f, sign)                                                                \
+	printf("%-34s %12s %12s %12s\n", label, sp_fmt_bytes(x, sizeof(x), b->f * 1024.0), \
+	       sp_fmt_bytes(y, sizeof(y), a->f * 1024.0), sp_fmt_bytes(z, sizeof(z), sign *(b->f - a->f) * 1024.0))
 	ROW("Pss (smaps_rollup)", pss, 1);
 	ROW("Pss_Anon (smaps_rollup)", pss_anon, 1);
 	ROW("Pss_Shmem: the page store", pss_shmem, 1);
@@ -288,9 +288,8 @@ static void print_human(const struct layout *l, const struct memsnap *b, const s
 	printf("  general_profit %s  = (pages_sharing + ksm_zero_pages) x 4 KiB - metadata - mappings x %d B\n",
 	       sp_fmt_bytes(x, sizeof(x), (double)st->general_profit), SP_MAPPING_COST);
 	printf("  engine metadata %s (%.1f bytes per tracked page), %llu mappings made, longest batch %.2f ms\n",
-	       sp_fmt_bytes(y, sizeof(y), (double)st->metadata_bytes),
-	       (double)st->metadata_bytes / (double)l->npages, (unsigned long long)st->mappings,
-	       st->longest_batch_ns / 1e6);
+	       sp_fmt_bytes(y, sizeof(y), (double)st->metadata_bytes), (double)st->metadata_bytes / (double)l->npages,
+	       (unsigned long long)st->mappings, st->longest_batch_ns / 1e6);
 	printf("\nAfter merging: all %zu pages read back as written: %s; %zu writes into merged pages "
 	       "landed in private copies: %s\n",
 	       l->npages, bad ? "NO" : "yes", writes, bad ? "NO" : "yes");

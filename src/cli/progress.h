@@ -11,7 +11,7 @@
 
 struct sp_progress {
 	const char *label;
-	uint64_t total;     /* 0: unknown, shows a count and a spinner */
+	uint64_t total; /* 0: unknown, shows a count and a spinner */
 	uint64_t last_ns;
 	int enabled;
 	int drawn;

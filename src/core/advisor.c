@@ -21,7 +21,7 @@
  */
 #include "core/core.h"
 
-#define EWMA_WEIGHT 30
+#define EWMA_WEIGHT	30
 #define ADVISOR_MIN_CPU 10
 
 void sp_core_advisor_reset(struct sp_core *c)

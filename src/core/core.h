@@ -32,8 +32,8 @@ struct sp_counters {
 	uint64_t longest_batch_ns;
 	uint64_t batches, batches_over;
 	uint64_t merge_failures; /* merges abandoned: content changed, ENOMEM, ... */
-	uint64_t rmap_items;     /* items with SP_IT_SEEN                           */
-	uint64_t mappings;       /* extra mappings, counted at full-scan ends      */
+	uint64_t rmap_items;	 /* items with SP_IT_SEEN                           */
+	uint64_t mappings;	 /* extra mappings, counted at full-scan ends      */
 };
 
 #define SP_BATCH_MAX 64 /* pages read, hashed and merged together */
@@ -51,16 +51,16 @@ struct sp_advisor {
 struct sp_core {
 	struct sp_backend *be;
 	struct sp_knobs knobs;
-	struct sp_rmap rmap;        /* regions and per-page items        */
-	struct sp_stable stable;    /* store pages and their index       */
-	struct sp_unstable unstable;/* this scan's unique pages          */
+	struct sp_rmap rmap;	     /* regions and per-page items        */
+	struct sp_stable stable;     /* store pages and their index       */
+	struct sp_unstable unstable; /* this scan's unique pages          */
 	struct sp_counters cnt;
 	struct sp_advisor advisor;
 
 	/* scan cursor */
 	uint32_t cur_region; /* index into rmap.regions            */
 	uint64_t cur_page;   /* next page of that region           */
-	uint8_t seq;         /* full_scans, low bits: unstable gen */
+	uint8_t seq;	     /* full_scans, low bits: unstable gen */
 
 	uint64_t last_prune_ns;
 	/* optional: reads and hashes a batch with several threads, each
@@ -69,16 +69,17 @@ struct sp_core {
 	void *parallel_ctx;
 	uint64_t slow_page_ns; /* slowest recent cost per page, decaying: sizes batches */
 	int recount_wanted;
-	int remapped; /* this batch remapped pages: wake_blocked() at its end */ /* a full scan ended: mappings should be recounted */
+	int remapped;
+		/* this batch remapped pages: wake_blocked() at its end */ /* a full scan ended: mappings should be recounted */
 
 	/* scratch for one batch */
 	uint8_t flags[SP_BATCH_MAX];
 	uint64_t hashes[SP_BATCH_MAX]; /* index keys: content hash, mixed with the node */
 	uint64_t raw[SP_BATCH_MAX];    /* content hashes                                */
 	int nodes[SP_BATCH_MAX];
-	uint8_t *buf;      /* SP_BATCH_MAX pages: the batch's content */
-	uint8_t *verify;   /* SP_BATCH_MAX pages: re-read under freeze */
-	uint8_t *partner;  /* SP_BATCH_MAX pages: partner pages      */
+	uint8_t *buf;	  /* SP_BATCH_MAX pages: the batch's content */
+	uint8_t *verify;  /* SP_BATCH_MAX pages: re-read under freeze */
+	uint8_t *partner; /* SP_BATCH_MAX pages: partner pages      */
 };
 
 /* Stats as struct samepage_stats fields, computed from the core. */

@@ -78,8 +78,8 @@ void sp_core_stats(const struct sp_core *c, struct samepage_stats *out)
 	out->longest_batch_ns = c->cnt.longest_batch_ns;
 	out->batches = c->cnt.batches;
 	out->batches_over = c->cnt.batches_over;
-	profit = (int64_t)((out->pages_sharing + out->ksm_zero_pages) * SP_PAGE_SIZE) -
-		 (int64_t)out->metadata_bytes - (int64_t)(out->mappings * SP_MAPPING_COST);
+	profit = (int64_t)((out->pages_sharing + out->ksm_zero_pages) * SP_PAGE_SIZE) - (int64_t)out->metadata_bytes -
+		 (int64_t)(out->mappings * SP_MAPPING_COST);
 	out->general_profit = profit;
 }
 

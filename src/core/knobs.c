@@ -8,7 +8,10 @@
 
 #include "core/knobs.h"
 
-#define K(n, t, d, lo, hi, h) {#n, t, offsetof(struct sp_knobs, n), d, lo, hi, h, NULL}
+#define K(n, t, d, lo, hi, h)                                           \
+	{                                                               \
+#n, t, offsetof(struct sp_knobs, n), d, lo, hi, h, NULL \
+	}
 
 static const char *const advisor_words[] = {"none", "scan-time", NULL};
 
@@ -16,10 +19,12 @@ const struct sp_knob sp_knob_table[] = {
 	K(run, SP_KNOB_UINT, 0, 0, 2, "0 stop (keep merges), 1 merge, 2 unmerge everything and stop"),
 	K(pages_to_scan, SP_KNOB_UINT, 100, 0, UINT_MAX, "pages to scan per batch"),
 	K(sleep_millisecs, SP_KNOB_UINT, 20, 0, UINT_MAX, "sleep between batches, ms"),
-	K(max_page_sharing, SP_KNOB_INT, 256, 2, INT_MAX, "most sharers of one store page (EBUSY while pages are shared)"),
+	K(max_page_sharing, SP_KNOB_INT, 256, 2, INT_MAX,
+	  "most sharers of one store page (EBUSY while pages are shared)"),
 	K(use_zero_pages, SP_KNOB_BOOL, 0, 0, 1, "drop all-zero pages to the kernel's zero page"),
 	K(stable_node_chains_prune_millisecs, SP_KNOB_UINT, 2000, 0, UINT_MAX, "how often chains are pruned, ms"),
-	K(merge_across_nodes, SP_KNOB_UINT, 1, 0, 1, "merge pages of different NUMA nodes (EBUSY while pages are shared)"),
+	K(merge_across_nodes, SP_KNOB_UINT, 1, 0, 1,
+	  "merge pages of different NUMA nodes (EBUSY while pages are shared)"),
 	K(smart_scan, SP_KNOB_BOOL, 1, 0, 1, "skip pages that stayed unique on recent visits"),
 	{"advisor_mode", SP_KNOB_ENUM, offsetof(struct sp_knobs, advisor_mode), SP_ADVISOR_NONE, 0, 1,
 	 "none, or scan-time: pages_to_scan adapts to reach advisor_target_scan_time", advisor_words},
@@ -99,13 +104,18 @@ static int parse_int(const char *s, long long *out)
 static int parse_bool(const char *s, uint32_t *out)
 {
 	switch (s[0]) {
-	case 'y': case 'Y': case '1':
+	case 'y':
+	case 'Y':
+	case '1':
 		*out = 1;
 		return 0;
-	case 'n': case 'N': case '0':
+	case 'n':
+	case 'N':
+	case '0':
 		*out = 0;
 		return 0;
-	case 'o': case 'O':
+	case 'o':
+	case 'O':
 		if (s[1] == 'n' || s[1] == 'N') {
 			*out = 1;
 			return 0;

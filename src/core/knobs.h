@@ -36,10 +36,10 @@ struct sp_knobs {
 enum { SP_ADVISOR_NONE, SP_ADVISOR_SCAN_TIME };
 
 enum sp_knob_type {
-	SP_KNOB_UINT,    /* kstrtoul, <= UINT_MAX, then [min, max]      */
-	SP_KNOB_INT,     /* kstrtoint (max_page_sharing), then >= min   */
-	SP_KNOB_BOOL,    /* kstrtobool                                   */
-	SP_KNOB_ENUM,    /* one word of `words`; shown as "[none] scan-time" */
+	SP_KNOB_UINT, /* kstrtoul, <= UINT_MAX, then [min, max]      */
+	SP_KNOB_INT,  /* kstrtoint (max_page_sharing), then >= min   */
+	SP_KNOB_BOOL, /* kstrtobool                                   */
+	SP_KNOB_ENUM, /* one word of `words`; shown as "[none] scan-time" */
 };
 
 struct sp_knob {

@@ -103,8 +103,8 @@ static void merge_stable(struct sp_core *c, struct sp_run *r)
 
 		j = span(ok, k, r->n);
 		c->remapped = 1;
-		if (!ok[k] || o->remap(c->be, a, j - k, r->pg0 + k,
-				       joins(c, r->region, r->id0 + r->i0 + k, j - k, r->pg0 + k))) {
+		if (!ok[k] ||
+		    o->remap(c->be, a, j - k, r->pg0 + k, joins(c, r->region, r->id0 + r->i0 + k, j - k, r->pg0 + k))) {
 			thaw(c, a, j - k);
 			c->cnt.merge_failures++;
 			continue;

@@ -25,15 +25,15 @@ enum sp_run_kind { SP_RUN_NONE, SP_RUN_STABLE, SP_RUN_PAIR, SP_RUN_ZERO };
 
 struct sp_run {
 	enum sp_run_kind kind;
-	uint32_t region;        /* region of the scanned pages                */
-	uint32_t i0, n;         /* batch indices i0 .. i0 + n - 1             */
-	uint32_t id0;           /* item id of batch index 0                   */
-	uintptr_t addr0;        /* address of batch index 0                   */
-	uint64_t pg0;           /* SP_RUN_STABLE: store page of the first page */
+	uint32_t region;	      /* region of the scanned pages                */
+	uint32_t i0, n;		      /* batch indices i0 .. i0 + n - 1             */
+	uint32_t id0;		      /* item id of batch index 0                   */
+	uintptr_t addr0;	      /* address of batch index 0                   */
+	uint64_t pg0;		      /* SP_RUN_STABLE: store page of the first page */
 	uint32_t nodes[SP_BATCH_MAX]; /* SP_RUN_STABLE: node per page          */
-	uint32_t partner0;      /* SP_RUN_PAIR: partner id of the first page   */
+	uint32_t partner0;	      /* SP_RUN_PAIR: partner id of the first page   */
 	uint32_t partner_region;
-	uint32_t group;         /* SP_RUN_PAIR: existing group of this content */
+	uint32_t group; /* SP_RUN_PAIR: existing group of this content */
 };
 
 /* Executes and empties the run. */

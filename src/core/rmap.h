@@ -21,21 +21,21 @@
 #include <stdint.h>
 
 enum {
-	SP_IT_SEEN = 1 << 0,     /* visited while present: an rmap item          */
-	SP_IT_CHECKED = 1 << 1,  /* hash holds the content of the last visit     */
-	SP_IT_STABLE = 1 << 2,   /* merged: link = stable node id                */
+	SP_IT_SEEN = 1 << 0,	 /* visited while present: an rmap item          */
+	SP_IT_CHECKED = 1 << 1,	 /* hash holds the content of the last visit     */
+	SP_IT_STABLE = 1 << 2,	 /* merged: link = stable node id                */
 	SP_IT_UNSTABLE = 1 << 3, /* counted in pages_unshared                    */
-	SP_IT_FILEMAP = 1 << 4,  /* the page sits in a store mapping (ever remapped) */
-	SP_IT_ZERO = 1 << 5,     /* dropped to the kernel's zero page            */
+	SP_IT_FILEMAP = 1 << 4,	 /* the page sits in a store mapping (ever remapped) */
+	SP_IT_ZERO = 1 << 5,	 /* dropped to the kernel's zero page            */
 };
 
 struct sp_item {
-	uint64_t hash;  /* XXH3 of the content at the last visit      */
-	uint32_t link;  /* stable node id, or next id + 1 in a bucket */
-	uint8_t flags;  /* SP_IT_*                                    */
-	uint8_t gen;    /* unstable index generation it was put in    */
-	uint8_t age;    /* smart scan: consecutive unique visits      */
-	uint8_t skip;   /* smart scan: visits left to skip            */
+	uint64_t hash; /* XXH3 of the content at the last visit      */
+	uint32_t link; /* stable node id, or next id + 1 in a bucket */
+	uint8_t flags; /* SP_IT_*                                    */
+	uint8_t gen;   /* unstable index generation it was put in    */
+	uint8_t age;   /* smart scan: consecutive unique visits      */
+	uint8_t skip;  /* smart scan: visits left to skip            */
 };
 _Static_assert(sizeof(struct sp_item) == 16, "sp_item must stay 16 bytes");
 
@@ -51,13 +51,13 @@ struct sp_idrange {
 
 struct sp_rmap {
 	struct sp_item *items;
-	uint32_t nids;         /* ids handed out so far (high-water mark) */
-	uint32_t cap;          /* items allocated                          */
+	uint32_t nids; /* ids handed out so far (high-water mark) */
+	uint32_t cap;  /* items allocated                          */
 	struct sp_region *regions;
 	uint32_t nregions, regions_cap;
 	struct sp_idrange *free;
 	uint32_t nfree, free_cap;
-	uint64_t tracked;      /* pages in all regions                     */
+	uint64_t tracked; /* pages in all regions                     */
 };
 
 int sp_rmap_init(struct sp_rmap *rm);

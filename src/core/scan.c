@@ -43,8 +43,8 @@ enum cls { CLS_VOLATILE, CLS_INSERT, CLS_STABLE, CLS_PAIR, CLS_ZERO };
 
 struct verdict {
 	enum cls cls;
-	uint32_t node;    /* CLS_STABLE: node to join; CLS_PAIR: full group or 0 */
-	uint64_t pg;      /* CLS_STABLE: its store page                          */
+	uint32_t node;	  /* CLS_STABLE: node to join; CLS_PAIR: full group or 0 */
+	uint64_t pg;	  /* CLS_STABLE: its store page                          */
 	uint32_t partner; /* CLS_PAIR                                            */
 };
 
@@ -80,7 +80,6 @@ static int is_zero(const uint8_t *p)
 
 	return !memcmp(p, zero, PAGE);
 }
-
 
 /* Forgets a page that is gone (not present): the kernel frees its rmap item. */
 static void forget(struct sp_core *c, uint32_t id, struct sp_item *it)
@@ -222,8 +221,7 @@ void sp_core_read_hash(struct sp_core *c, uintptr_t addr, uint32_t lo, uint32_t 
 		}
 		for (j = i; j < hi && need[j]; j++)
 			;
-		got = c->be->ops->read(c->be, addr + ((uintptr_t)i << SP_PAGE_SHIFT), j - i,
-				       c->buf + (size_t)i * PAGE);
+		got = c->be->ops->read(c->be, addr + ((uintptr_t)i << SP_PAGE_SHIFT), j - i, c->buf + (size_t)i * PAGE);
 		if (got < 0)
 			got = 0;
 		for (uint32_t k = i; k < j; k++) {
@@ -287,8 +285,7 @@ static int smart_skip(struct sp_core *c, uint32_t id, struct sp_item *it)
  * gets how many pages of the batch were dealt with. When merging runs late
  * (deadline_ns passed) the batch ends early and the rest of it is put back
  * as it was, for the next call. */
-static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t n, uint64_t deadline_ns,
-			   uint32_t *used)
+static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t n, uint64_t deadline_ns, uint32_t *used)
 {
 	const struct sp_region *reg = &c->rmap.regions[r];
 	uintptr_t addr = reg->start + (uintptr_t)(p0 << SP_PAGE_SHIFT);

@@ -23,24 +23,24 @@
 #include <stdint.h>
 
 #define SP_NO_PAGE UINT32_MAX
-#define SP_NONE 0 /* node id 0 is never used, so 0 means "no node" */
+#define SP_NONE	   0 /* node id 0 is never used, so 0 means "no node" */
 
 enum {
-	SP_SN_CHAIN = 1 << 0, /* a chain head                         */
-	SP_SN_DUP = 1 << 1,   /* a dup inside a chain                  */
-	SP_SN_PINNED = 1 << 2,/* existed at a fork: page never freed   */
-	SP_SN_FREE = 1 << 3,  /* on the free list                      */
+	SP_SN_CHAIN = 1 << 0,  /* a chain head                         */
+	SP_SN_DUP = 1 << 1,    /* a dup inside a chain                  */
+	SP_SN_PINNED = 1 << 2, /* existed at a fork: page never freed   */
+	SP_SN_FREE = 1 << 3,   /* on the free list                      */
 };
 
 struct sp_snode {
 	uint64_t hash;
-	uint32_t pg;       /* store page number, SP_NO_PAGE for a chain head */
+	uint32_t pg;	   /* store page number, SP_NO_PAGE for a chain head */
 	uint32_t sharers;  /* items merged into this page                   */
-	uint32_t next;     /* next group in the bucket, or next free node   */
+	uint32_t next;	   /* next group in the bucket, or next free node   */
 	uint32_t dup_next; /* chain head: first dup; dup: next dup          */
-	uint32_t head;     /* dup: its chain head                           */
-	uint16_t flags;    /* SP_SN_*                                       */
-	uint16_t nid;      /* NUMA node of the page                         */
+	uint32_t head;	   /* dup: its chain head                           */
+	uint16_t flags;	   /* SP_SN_*                                       */
+	uint16_t nid;	   /* NUMA node of the page                         */
 };
 
 struct sp_stable {
@@ -48,11 +48,11 @@ struct sp_stable {
 	uint32_t n, cap, free_head;
 	uint32_t *buckets;
 	uint32_t mask;
-	uint64_t groups;      /* entries in the index               */
-	uint64_t pages;       /* pages_shared                       */
-	uint64_t sharers;     /* sum of sharers                     */
-	uint64_t chains;      /* stable_node_chains                 */
-	uint64_t dups;        /* stable_node_dups                   */
+	uint64_t groups;  /* entries in the index               */
+	uint64_t pages;	  /* pages_shared                       */
+	uint64_t sharers; /* sum of sharers                     */
+	uint64_t chains;  /* stable_node_chains                 */
+	uint64_t dups;	  /* stable_node_dups                   */
 };
 
 int sp_stable_init(struct sp_stable *st);

@@ -18,8 +18,8 @@
 
 struct sp_unstable {
 	uint32_t *buckets;
-	uint32_t mask;  /* buckets - 1; buckets is a power of two */
-	uint8_t gen;    /* items with this gen and SP_IT_UNSTABLE are linked */
+	uint32_t mask;	/* buckets - 1; buckets is a power of two */
+	uint8_t gen;	/* items with this gen and SP_IT_UNSTABLE are linked */
 	uint64_t count; /* entries linked now */
 };
 

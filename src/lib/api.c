@@ -86,9 +86,8 @@ static int counter_value(const struct samepage_stats *s, const char *name, char 
 		size_t off;
 	} counters[] = {
 #define C(n) {#n, offsetof(struct samepage_stats, n)}
-		C(pages_shared),   C(pages_sharing),  C(pages_unshared),     C(pages_volatile),
-		C(pages_scanned),  C(pages_skipped),  C(full_scans),         C(ksm_zero_pages),
-		C(stable_node_chains), C(stable_node_dups),
+		C(pages_shared),  C(pages_sharing), C(pages_unshared), C(pages_volatile),     C(pages_scanned),
+		C(pages_skipped), C(full_scans),    C(ksm_zero_pages), C(stable_node_chains), C(stable_node_dups),
 #undef C
 	};
 	int n;

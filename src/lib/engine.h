@@ -15,22 +15,22 @@
 
 struct sp_engine {
 	pthread_mutex_t lock;
-	pthread_cond_t wake;    /* the scanner sleeps here     */
+	pthread_cond_t wake;	   /* the scanner sleeps here     */
 	pthread_mutex_t scan_lock; /* guards scans_pub, for waiters   */
-	pthread_cond_t scanned;    /* samepage_wait_scans waits here  */
-	uint64_t scans_pub;        /* full_scans, as published        */
-	int waiters;               /* API callers waiting for the lock */
+	pthread_cond_t scanned;	   /* samepage_wait_scans waits here  */
+	uint64_t scans_pub;	   /* full_scans, as published        */
+	int waiters;		   /* API callers waiting for the lock */
 	pthread_t thread;
 	int thread_running;
 	int core_ready;
 	int backend_ready;
-	int backend_err;        /* -errno of a failed backend set-up */
+	int backend_err; /* -errno of a failed backend set-up */
 	char why[512];
 	struct sp_local local;
 	struct sp_core core;
 	uint64_t scan_cpu_ns;
 	struct sp_pool pool;
-	int pool_threads; /* helpers running (scan_threads - 1 when started) */
+	int pool_threads;	 /* helpers running (scan_threads - 1 when started) */
 	uint64_t helpers_cpu_ns; /* CPU of helper pools already stopped */
 };
 
@@ -47,7 +47,7 @@ void sp_engine_init(void);
 int sp_engine_core(void);    /* 0 or -ENOMEM */
 int sp_engine_backend(void); /* 0 or -errno (EPERM, ENOSYS, ...) */
 int sp_engine_start_scanner(void);
-void sp_engine_kick(void);   /* knobs changed: wake the scanner */
+void sp_engine_kick(void); /* knobs changed: wake the scanner */
 /* scan_threads changed: starts or stops helpers. 0 or -errno. */
 int sp_engine_threads(uint32_t n);
 

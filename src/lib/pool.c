@@ -21,8 +21,8 @@
 #include "lib/pool.h"
 
 /* Claims and runs chunks of generation gen until there are none left. */
-static void work(struct sp_pool *p, uint32_t gen, struct sp_core *c, uintptr_t addr, uint32_t n,
-		 uint32_t nchunks, uint8_t *need)
+static void work(struct sp_pool *p, uint32_t gen, struct sp_core *c, uintptr_t addr, uint32_t n, uint32_t nchunks,
+		 uint8_t *need)
 {
 	for (;;) {
 		uint64_t t = __atomic_load_n(&p->ticket, __ATOMIC_ACQUIRE);

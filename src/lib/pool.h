@@ -27,7 +27,7 @@ struct sp_pool {
 	uint32_t n, nchunks;
 	uint8_t *need;
 	uint64_t ticket; /* gen << 32 | next chunk */
-	uint32_t done;   /* chunks finished */
+	uint32_t done;	 /* chunks finished */
 	uint64_t cpu_ns; /* CPU time the helpers spent working */
 };
 

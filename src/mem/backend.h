@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_PAGE_SIZE 4096UL
+#define SP_PAGE_SIZE  4096UL
 #define SP_PAGE_SHIFT 12
 
 enum { SP_JOIN_LEFT = 1, SP_JOIN_RIGHT = 2 };
@@ -36,7 +36,7 @@ enum { SP_JOIN_LEFT = 1, SP_JOIN_RIGHT = 2 };
 enum {
 	SP_PG_PRESENT = 1 << 0, /* mapped to a page frame                         */
 	SP_PG_SWAPPED = 1 << 1, /* swapped out                                     */
-	SP_PG_FILE = 1 << 2,    /* maps a file page: still shares the store page   */
+	SP_PG_FILE = 1 << 2,	/* maps a file page: still shares the store page   */
 	SP_PG_ZEROPFN = 1 << 3, /* maps the kernel's shared zero page              */
 };
 

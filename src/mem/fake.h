@@ -18,24 +18,24 @@
 
 struct sp_fake {
 	struct sp_backend be;
-	uint8_t *mem;        /* npages private pages                    */
+	uint8_t *mem; /* npages private pages                    */
 	size_t npages;
-	int64_t *maps;       /* per page: store page it maps, or -1     */
+	int64_t *maps; /* per page: store page it maps, or -1     */
 	uint8_t *frozen;
-	uint8_t *absent;     /* not present (never touched / zapped)    */
-	uint8_t *store;      /* store pages                             */
+	uint8_t *absent; /* not present (never touched / zapped)    */
+	uint8_t *store;	 /* store pages                             */
 	uint8_t *store_used;
 	size_t store_cap, store_next;
-	long budget;         /* mappings left                            */
-	uint64_t clock_ns;   /* advanced by clock_step_ns per now() call */
+	long budget;	   /* mappings left                            */
+	uint64_t clock_ns; /* advanced by clock_step_ns per now() call */
 	uint64_t clock_step_ns;
 	/* failure injection: the Nth next call fails (0: never) */
 	int fail_freeze, fail_remap, fail_alloc, fail_zap, fail_unmerge, fail_restore;
 	/* statistics for assertions */
 	uint64_t n_freeze, n_thaw, n_remap, n_zap, n_frozen_now, n_write_while_frozen, n_wake_blocked, n_joins;
 	uint64_t store_pages_used;
-	int *node_of;        /* optional (malloc'd): NUMA node of each page */
-	int last_alloc_nid;  /* node asked for by the last store_alloc       */
+	int *node_of;	    /* optional (malloc'd): NUMA node of each page */
+	int last_alloc_nid; /* node asked for by the last store_alloc       */
 };
 
 int sp_fake_init(struct sp_fake *f, size_t npages, size_t store_pages);

@@ -27,9 +27,9 @@
 
 #include "mem/local.h"
 
-#define PAGE 4096ul
+#define PAGE		    4096ul
 #define STORE_RESERVE_PAGES (1ull << 28) /* 1 TiB of address space */
-#define RESTORE_CHUNK 512                 /* pages copied per restore step */
+#define RESTORE_CHUNK	    512		 /* pages copied per restore step */
 
 static struct sp_local *L(struct sp_backend *b)
 {
@@ -127,8 +127,7 @@ static long local_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf
 	return (long)done;
 }
 
-static long local_read2(struct sp_backend *b, uintptr_t a1, void *buf1, uintptr_t a2, void *buf2, size_t n,
-			long *got2)
+static long local_read2(struct sp_backend *b, uintptr_t a1, void *buf1, uintptr_t a2, void *buf2, size_t n, long *got2)
 {
 	struct iovec mine[2] = {{.iov_base = buf1, .iov_len = n * PAGE}, {.iov_base = buf2, .iov_len = n * PAGE}};
 	struct iovec theirs[2] = {{.iov_base = (void *)a1, .iov_len = n * PAGE},
@@ -412,7 +411,7 @@ void sp_local_destroy(struct sp_local *l)
 struct vma {
 	uintptr_t start, end;
 	int anon_private_rw; /* private, rw, no file */
-	int store;           /* a mapping of our own store */
+	int store;	     /* a mapping of our own store */
 };
 
 static int parse_maps_line(const char *line, struct vma *v, unsigned long store_ino)

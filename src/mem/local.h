@@ -18,13 +18,13 @@
 
 struct sp_store {
 	int fd;
-	uint8_t *view;       /* the whole store mapped shared, for the engine */
-	uint64_t reserve;    /* pages of address space reserved for view      */
-	uint64_t size;       /* pages the memfd is truncated to               */
-	uint64_t next;       /* bump allocator                                */
-	uint64_t *free;      /* punched pages ready for reuse (a stack)       */
+	uint8_t *view;	  /* the whole store mapped shared, for the engine */
+	uint64_t reserve; /* pages of address space reserved for view      */
+	uint64_t size;	  /* pages the memfd is truncated to               */
+	uint64_t next;	  /* bump allocator                                */
+	uint64_t *free;	  /* punched pages ready for reuse (a stack)       */
 	uint64_t nfree, free_cap;
-	uint64_t used;       /* pages holding content                         */
+	uint64_t used; /* pages holding content                         */
 };
 
 int sp_store_init(struct sp_store *s, uint64_t reserve_pages);
@@ -63,9 +63,9 @@ int sp_pagemap_query(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint8_t *f
 
 struct sp_budget {
 	long max_map_count;
-	long reserve;      /* kept free for the application                */
-	long counted;      /* mappings in the process at the last count     */
-	long added;        /* upper bound of mappings added since          */
+	long reserve; /* kept free for the application                */
+	long counted; /* mappings in the process at the last count     */
+	long added;   /* upper bound of mappings added since          */
 	uint64_t counted_at_ns;
 };
 

@@ -22,8 +22,8 @@
 
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAPPED (1ull << 62)
-#define PM_FILE (1ull << 61)
-#define PM_PFN ((1ull << 55) - 1)
+#define PM_FILE	   (1ull << 61)
+#define PM_PFN	   ((1ull << 55) - 1)
 
 static uint64_t learn_zero_pfn(int fd)
 {
