@@ -68,9 +68,8 @@ struct sp_core {
 	void (*parallel)(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need);
 	void *parallel_ctx;
 	uint64_t slow_page_ns; /* slowest recent cost per page, decaying: sizes batches */
-	int recount_wanted;
-	int remapped;
-		/* this batch remapped pages: wake_blocked() at its end */ /* a full scan ended: mappings should be recounted */
+	int recount_wanted;    /* a full scan ended: mappings should be recounted */
+	int remapped;	       /* this batch remapped pages: wake_blocked() at its end */
 
 	/* scratch for one batch */
 	uint8_t flags[SP_BATCH_MAX];
