@@ -198,8 +198,8 @@ uint64_t sp_model_key(uint64_t hash, int is_zero, int nid, const struct sp_model
 	return key == SP_MODEL_ZERO ? 1 : key;
 }
 
-void sp_model_run(struct sp_model_page *pages, size_t n, const struct sp_model_knobs *kn,
-		  struct sp_model_result *res, sp_model_visit visit, void *ctx)
+void sp_model_run(struct sp_model_page *pages, size_t n, const struct sp_model_knobs *kn, struct sp_model_result *res,
+		  sp_model_visit visit, void *ctx)
 {
 	size_t i = 0;
 
@@ -228,6 +228,6 @@ void sp_model_run(struct sp_model_page *pages, size_t n, const struct sp_model_k
 		i = j;
 	}
 	res->pages_scanned = n;
-	res->general_profit = (int64_t)((res->pages_sharing + res->ksm_zero_pages) * 4096) -
-			      (int64_t)(n * SP_MODEL_RMAP_ITEM);
+	res->general_profit =
+		(int64_t)((res->pages_sharing + res->ksm_zero_pages) * 4096) - (int64_t)(n * SP_MODEL_RMAP_ITEM);
 }

@@ -58,12 +58,12 @@ struct sp_model_knobs {
 
 /* The outcome for one content. */
 struct sp_model_group {
-	uint64_t pages;    /* k: pages with this content            */
+	uint64_t pages;	   /* k: pages with this content            */
 	uint64_t shared;   /* KSM pages made                        */
 	uint64_t sharing;  /* pages freed: sharers - shared         */
 	uint64_t unshared; /* pages left alone (0 or 1, or k if k=1)*/
-	uint64_t zero;     /* pages mapped to the zero page         */
-	int chain;         /* 1 when shared >= 2                    */
+	uint64_t zero;	   /* pages mapped to the zero page         */
+	int chain;	   /* 1 when shared >= 2                    */
 };
 
 struct sp_model_result {
@@ -75,8 +75,8 @@ struct sp_model_result {
 	uint64_t stable_node_chains;
 	uint64_t stable_node_dups;
 	int64_t general_profit;
-	uint64_t contents;        /* distinct keys                         */
-	uint64_t dup_contents;    /* keys on two or more pages              */
+	uint64_t contents;     /* distinct keys                         */
+	uint64_t dup_contents; /* keys on two or more pages              */
 };
 
 /* The kernel's outcome for one content on k pages (zero: the content is
@@ -90,8 +90,8 @@ typedef void (*sp_model_visit)(void *ctx, const struct sp_model_page *pages, uin
 
 /* Sorts pages[0..n) by (key, vma, off) in place, walks every content, sums
  * the counters into res and calls visit (may be NULL) for each content. */
-void sp_model_run(struct sp_model_page *pages, size_t n, const struct sp_model_knobs *kn,
-		  struct sp_model_result *res, sp_model_visit visit, void *ctx);
+void sp_model_run(struct sp_model_page *pages, size_t n, const struct sp_model_knobs *kn, struct sp_model_result *res,
+		  sp_model_visit visit, void *ctx);
 
 /* The sort alone (exposed for tests and the benchmark). */
 void sp_model_sort(struct sp_model_page *pages, size_t n);

@@ -30,10 +30,10 @@ enum {
 
 struct sp_vma {
 	uintptr_t start, end;
-	uint32_t flags;    /* SP_VMA_*                                   */
-	uint64_t anon_kb;  /* smaps "Anonymous:"                         */
-	uint64_t ksm_kb;   /* smaps "KSM:": pages already merged by KSM   */
-	char name[80];     /* path, [heap], [stack], [anon:...], or ""   */
+	uint32_t flags;	  /* SP_VMA_*                                   */
+	uint64_t anon_kb; /* smaps "Anonymous:"                         */
+	uint64_t ksm_kb;  /* smaps "KSM:": pages already merged by KSM   */
+	char name[80];	  /* path, [heap], [stack], [anon:...], or ""   */
 };
 
 struct sp_vma_list {

@@ -35,15 +35,15 @@ struct pm_scan_arg {
 	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
 	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
 };
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_FILE (1 << 2)
+#define PAGEMAP_SCAN	_IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_FILE	(1 << 2)
 #define PAGE_IS_PRESENT (1 << 3)
 #define PAGE_IS_PFNZERO (1 << 5)
 #endif
 
 #define PM_PRESENT (1ull << 63)
-#define PM_FILE (1ull << 61)
-#define PM_PFN ((1ull << 55) - 1)
+#define PM_FILE	   (1ull << 61)
+#define PM_PFN	   ((1ull << 55) - 1)
 #define SCAN_CHUNK 512 /* fallback: pagemap entries read at once */
 
 static struct sp_remote *R(struct sp_backend *b)
@@ -130,8 +130,7 @@ static long scan_read(struct sp_remote *r, uintptr_t *pos, uintptr_t end, struct
 		for (i = 0; i < n; i++) {
 			uint64_t e = r->raw[i];
 			uintptr_t pa = a + (i << SP_PAGE_SHIFT);
-			int want = (e & PM_PRESENT) && !(e & PM_FILE) &&
-				   !(r->zero_pfn && (e & PM_PFN) == r->zero_pfn);
+			int want = (e & PM_PRESENT) && !(e & PM_FILE) && !(r->zero_pfn && (e & PM_PFN) == r->zero_pfn);
 
 			if (!want)
 				continue;

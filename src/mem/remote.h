@@ -32,12 +32,12 @@ struct sp_range {
 struct sp_remote {
 	struct sp_backend be;
 	int pid;
-	int pm_fd;         /* /proc/PID/pagemap                                  */
-	int have_scan;     /* PAGEMAP_SCAN works on it                           */
+	int pm_fd;	   /* /proc/PID/pagemap                                  */
+	int have_scan;	   /* PAGEMAP_SCAN works on it                           */
 	uint64_t zero_pfn; /* fallback only: 0 when PFNs are hidden (not root)   */
-	uint64_t *raw;     /* fallback: pagemap entries                          */
+	uint64_t *raw;	   /* fallback: pagemap entries                          */
 	size_t raw_cap;
-	void *iov;         /* struct iovec scratch for process_vm_readv          */
+	void *iov; /* struct iovec scratch for process_vm_readv          */
 	size_t iov_cap;
 	uint64_t bytes_read;
 };
@@ -51,8 +51,8 @@ void sp_remote_close(struct sp_remote *r);
  * mergeable VMA. Writes at most max ranges holding at most max_pages pages
  * in all, and moves *pos to where the walk stopped (end when done). Returns
  * the number of ranges, or -errno. */
-long sp_remote_present(struct sp_remote *r, uintptr_t *pos, uintptr_t end, struct sp_range *out,
-		       size_t max, uint64_t max_pages);
+long sp_remote_present(struct sp_remote *r, uintptr_t *pos, uintptr_t end, struct sp_range *out, size_t max,
+		       uint64_t max_pages);
 
 /* Copies the pages of rg[0..nr) into buf, in order, with as few
  * process_vm_readv calls as possible. ok[i] says whether page i (counting
