@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * estimate.h - shared state of `samepage estimate`:
+ *
+ *   estimate.c         options, targets, the run, exit statuses
+ *   estimate_scan.c    reading target memory into per-page records
+ *   estimate_report.c  the model's outcome per VMA and process, summary, JSON
+ *
+ * One record (struct sp_model_page, 16 bytes) per scanned page is all that
+ * grows with the size of the targets.
+ */
+#ifndef SP_CLI_ESTIMATE_H
+#define SP_CLI_ESTIMATE_H
+
+#include <stdint.h>
+
+#include "cli/progress.h"
+#include "core/model.h"
+#include "kernel/procs.h"
+
+/* high bit of sp_model_page.vma: content changed between samples */
+#define EST_VOLATILE 0x80000000u
+
+enum est_status {
+	EST_OK = 0,
+	EST_GONE,   /* exited before or during the scan        */
+	EST_DENIED, /* no permission (ptrace access refused)   */
+	EST_FAILED, /* another error                           */
+};
+
+struct est_vma {
+	uint32_t proc; /* index into est.procs                     */
+	uintptr_t start, end;
+	char name[80];
+	uint64_t pages; /* scanned pages (present, anonymous)        */
+	uint64_t volatile_pages;
+	uint64_t zero; /* all-zero pages                            */
+	uint64_t ksm;  /* already KSM pages (smaps "KSM:")          */
+	double saving; /* pages the model frees, attributed         */
+};
+
+struct est_proc {
+	struct sp_proc info;
+	enum est_status status;
+	int partial; /* exited or lost pages mid-scan             */
+	int err;     /* errno of the failure                      */
+	uint64_t pages, volatile_pages, zero, ksm, vanished;
+	double saving;
+	uint64_t vmas; /* VMAs the kernel would scan                */
+};
+
+struct est_opts {
+	int all_anon;
+	uint32_t max_page_sharing;
+	int use_zero_pages;
+	int merge_across_nodes;
+	int samples;
+	double interval;
+	double rate_limit; /* MB/s, 0: none */
+	int json;
+	int progress; /* -1 auto */
+	int top;
+	int low_priority;
+};
+
+/* the host's KSM knobs (-1: unknown) */
+struct est_host {
+	int ksm; /* /sys/kernel/mm/ksm exists */
+	long run, pages_to_scan, sleep_millisecs, max_page_sharing, use_zero_pages, merge_across_nodes;
+	long advisor_target_scan_time, advisor_min_pages_to_scan, advisor_max_pages_to_scan;
+	int numa_nodes;
+};
+
+struct est {
+	struct est_opts o;
+	struct est_host host;
+	struct est_proc *procs;
+	uint32_t nprocs;
+	struct est_vma *vmas;
+	uint32_t nvmas, vmas_cap;
+	struct sp_model_page *pg;
+	uint64_t npg, pg_cap;
+	uint64_t zero_hash;
+	int numa;      /* read page nodes (merge_across_nodes=0, >1 node) */
+	int sample;    /* 0-based sample being taken                      */
+	uint64_t join; /* samples > 0: cursor into pg                     */
+	uint64_t volatile_pages;
+	uint64_t vanished; /* pages that went away between pagemap and read   */
+	int oom;	   /* ran out of memory for records: partial          */
+	uint64_t bytes_read;
+	double scan_seconds, cpu_seconds;
+	struct sp_progress progress;
+	uint64_t progress_total, progress_done;
+	/* results */
+	struct sp_model_result res;
+	uint64_t already_ksm, already_zero;
+	uint64_t zero_pages; /* all-zero pages scanned */
+	uint64_t *pair;	     /* nprocs x nprocs identical pages, or NULL */
+};
+
+/* estimate_scan.c: one sample over every target. 0, or -ENOMEM when the
+ * records could not grow (the scan stops, the result is partial). */
+int est_scan(struct est *e);
+/* after the last sample: drops volatile records */
+void est_drop_volatile(struct est *e);
+/* records for pages KSM already mapped to the zero page (ksm_stat) */
+int est_add_ksm_zero(struct est *e);
+
+/* estimate_report.c */
+void est_model(struct est *e);
+void est_print(struct est *e, int partial);
+int est_print_json(struct est *e, int partial);
+
+#endif /* SP_CLI_ESTIMATE_H */
