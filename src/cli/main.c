@@ -17,7 +17,7 @@ static void usage(FILE *f)
 		   "Commands:\n");
 	for (c = __start_sp_cmds; c < __stop_sp_cmds; c++)
 		fprintf(f, "  %-10s %s\n", c->name, c->summary);
-	fprintf(f, "\n'samepage COMMAND --help' describes a command; man samepage(1) has them all.\n");
+	fprintf(f, "\n'samepage COMMAND --help' describes a command; so does man samepage-COMMAND.\n");
 }
 
 int main(int argc, char **argv)
