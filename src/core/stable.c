@@ -237,26 +237,21 @@ uint32_t sp_stable_put(struct sp_stable *st, uint32_t id)
 {
 	struct sp_snode *n = &st->nodes[id];
 	uint32_t pg;
+	int pinned;
 
 	n->sharers--;
 	st->sharers--;
 	if (n->sharers)
 		return SP_NO_PAGE;
-	pg = (n->flags & SP_SN_PINNED) ? SP_NO_PAGE : n->pg;
-	if (n->flags & SP_SN_DUP)
-		chain_unlink(st, id);
-	else
-		index_replace(st, id, SP_NONE);
-	st->pages--;
-	node_free(st, id);
-	return pg;
+	pinned = n->flags & SP_SN_PINNED;
+	pg = sp_stable_discard(st, id);
+	return pinned ? SP_NO_PAGE : pg;
 }
 
 uint32_t sp_stable_discard(struct sp_stable *st, uint32_t id)
 {
 	uint32_t pg = st->nodes[id].pg;
 
-	/* a node nobody joined: leave as if it never was */
 	if (st->nodes[id].flags & SP_SN_DUP)
 		chain_unlink(st, id);
 	else

@@ -84,8 +84,8 @@ static inline void sp_stable_get(struct sp_stable *st, uint32_t id)
  * freed; returns its page to release (SP_NO_PAGE if none or pinned). */
 uint32_t sp_stable_put(struct sp_stable *st, uint32_t id);
 
-/* Removes a node that never got a sharer (its merge failed); returns its
- * page, which the caller releases. */
+/* Removes a node with no sharers (one whose merge failed, or whose last
+ * sharer left); returns its page, which the caller releases. */
 uint32_t sp_stable_discard(struct sp_stable *st, uint32_t id);
 
 /* Marks every node pinned (fork). */
