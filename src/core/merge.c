@@ -77,7 +77,10 @@ static int joins(const struct sp_core *c, uint32_t r, uint32_t id, uint32_t n, u
 
 static int have_budget(struct sp_core *c)
 {
-	return c->be->ops->map_budget(c->be) > 0;
+	if (c->be->ops->map_budget(c->be) > 0)
+		return 1;
+	c->recount_wanted = 1; /* the estimate may be too pessimistic */
+	return 0;
 }
 
 static void merge_stable(struct sp_core *c, struct sp_run *r)

@@ -7,8 +7,8 @@
  * a process's mappings: past it, the application's own mmap() would fail.
  * The engine keeps a reserve for the application (an eighth of the limit,
  * at least 1024), counts the process's mappings from /proc/self/maps at
- * full-scan boundaries (at most every 250 ms), and between counts assumes
- * the worst: every remap adds two mappings.
+ * full-scan boundaries when the budget runs low (at most every 250 ms), and
+ * between counts assumes the worst: every remap adds two mappings.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -67,9 +67,17 @@ long sp_budget_left(const struct sp_budget *bg)
 	return bg->max_map_count - bg->reserve - bg->counted - bg->added;
 }
 
+/* A count reads all of /proc/self/maps (tens of milliseconds with a few
+ * hundred thousand mappings), so it is done when it matters: when the
+ * pessimistic estimate says less than a quarter of the budget is left, and
+ * otherwise every 10 s to give back what coalescing saved. */
 int sp_budget_due(const struct sp_budget *bg, uint64_t now_ns)
 {
-	return bg->added && now_ns - bg->counted_at_ns >= RECOUNT_NS;
+	uint64_t since = now_ns - bg->counted_at_ns;
+
+	if (!bg->added || since < RECOUNT_NS)
+		return 0;
+	return sp_budget_left(bg) < bg->max_map_count / 4 || since >= 10000000000ull;
 }
 
 void sp_budget_set(struct sp_budget *bg, long counted, long added_during, uint64_t now_ns)

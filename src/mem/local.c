@@ -331,14 +331,9 @@ static uint64_t local_cpu_ns(struct sp_backend *b)
 
 static long local_map_budget(struct sp_backend *b)
 {
-	struct sp_local *l = L(b);
-	long left = sp_budget_left(&l->budget);
-
-	if (left <= 0) {
-		sp_budget_recount(&l->budget, local_now_ns(b));
-		left = sp_budget_left(&l->budget);
-	}
-	return left;
+	/* no recount here: it reads /proc/self/maps, and this runs under the
+	 * engine lock; the engine recounts outside it (recount_wanted) */
+	return sp_budget_left(&L(b)->budget);
 }
 
 static void local_map_recount(struct sp_backend *b)
