@@ -48,14 +48,15 @@ void *t_map(size_t npages)
 }
 
 #define KSM "/sys/kernel/mm/ksm/"
-static const char *knobs[] = {"pages_to_scan",
+/* advisor_mode first: setting it resets pages_to_scan */
+static const char *knobs[] = {"advisor_mode",
+			      "pages_to_scan",
 			      "sleep_millisecs",
 			      "max_page_sharing",
 			      "merge_across_nodes",
 			      "use_zero_pages",
 			      "smart_scan",
 			      "stable_node_chains_prune_millisecs",
-			      "advisor_mode",
 			      "advisor_max_cpu",
 			      "advisor_target_scan_time",
 			      "advisor_min_pages_to_scan",

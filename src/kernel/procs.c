@@ -78,6 +78,10 @@ int sp_proc_info(const char *proc, int pid, struct sp_proc *p)
 			p->ksm_merging_pages = v;
 		else if (sscanf(line, "ksm_rmap_items %ld", &v) == 1)
 			p->ksm_rmap_items = v;
+		else if (sscanf(line, "ksm_process_profit %ld", &v) == 1)
+			p->ksm_process_profit = v;
+		else if (!strncmp(line, "ksm_mergeable: ", 15))
+			p->mergeable = !strncmp(line + 15, "yes", 3);
 	}
 	return 0;
 }

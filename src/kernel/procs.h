@@ -16,10 +16,12 @@
 struct sp_proc {
 	int pid;
 	char comm[17];
-	int merge_any;		/* ksm_stat ksm_merge_any: prctl(PR_SET_MEMORY_MERGE) */
-	long ksm_zero_pages;	/* ksm_stat: already mapped to the zero page by KSM   */
-	long ksm_merging_pages; /* ksm_stat: already merged into KSM pages            */
-	long ksm_rmap_items;	/* ksm_stat                                           */
+	int merge_any;		 /* ksm_stat ksm_merge_any: prctl(PR_SET_MEMORY_MERGE) */
+	long ksm_zero_pages;	 /* ksm_stat: already mapped to the zero page by KSM   */
+	long ksm_merging_pages;	 /* ksm_stat: already merged into KSM pages            */
+	long ksm_rmap_items;	 /* ksm_stat                                           */
+	long ksm_process_profit; /* ksm_stat: bytes saved minus rmap item cost        */
+	int mergeable;		 /* ksm_stat ksm_mergeable: some VMA is mergeable      */
 };
 
 struct sp_pid_list {

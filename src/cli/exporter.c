@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exporter.c - `samepage exporter`: the kernel's KSM as Prometheus metrics
+ * over HTTP (libmicrohttpd), or once on stdout for node_exporter's textfile
+ * collector. Each scrape reads /sys and /proc afresh (metrics.c); nothing
+ * is cached, and nothing is written. One server thread answers scrapes one
+ * at a time, so a scrape never sees another's half-built reading.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "cli/metrics.h"
+
+struct exporter {
+	struct sp_roots r;
+	int top_n;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: samepage exporter [OPTIONS]\n"
+		   "\n"
+		   "Serves the kernel's KSM as Prometheus metrics on http://ADDR:PORT/metrics:\n"
+		   "node_exporter's node_ksmd_* names, plus ksmd CPU seconds, pages_skipped,\n"
+		   "ksm_zero_pages, stable node chains/dups, general_profit, the advisor, COW\n"
+		   "breaks, and per-process profit (bounded: --top-processes).\n"
+		   "\n"
+		   "  -l, --listen ADDR:PORT      address to serve on (default 127.0.0.1:9781;\n"
+		   "                              port 0 picks a free one, printed on stderr)\n"
+		   "      --top-processes N       processes with their own series (default 20);\n"
+		   "                              the rest are summed as comm=\"other\"\n"
+		   "      --once                  print the metrics on stdout and exit\n" SP_ROOT_HELP "  -h, --help\n"
+		   "\n"
+		   "Exit status: 0 ok; 1 cannot listen; 2 bad usage; 4 no KSM in this kernel.\n");
+}
+
+static char *render(const struct exporter *e, size_t *len)
+{
+	struct sp_view v;
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+
+	if (!f)
+		return NULL;
+	if (sp_view_read(&e->r, 1, &v)) {
+		fputs("# samepage: the kernel's KSM could not be read\n", f);
+		fprintf(f, "# HELP samepage_ksm_up 1 if /sys/kernel/mm/ksm was read.\n# TYPE samepage_ksm_up gauge\n"
+			   "samepage_ksm_up 0\n");
+	} else {
+		fprintf(f, "# HELP samepage_ksm_up 1 if /sys/kernel/mm/ksm was read.\n# TYPE samepage_ksm_up gauge\n"
+			   "samepage_ksm_up 1\n");
+		sp_metrics_write(f, &v, e->top_n);
+		sp_view_free(&v);
+	}
+	fclose(f);
+	return buf;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, char *body, size_t len,
+			     enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+			      const char *version, const char *data, size_t *data_len, void **state)
+{
+	static const char index_page[] = "samepage exporter: the kernel's KSM, metrics at /metrics\n";
+	static const char not_found[] = "not found: metrics are at /metrics\n";
+	const struct exporter *e = cls;
+	size_t len = 0;
+	char *body;
+
+	(void)version;
+	(void)data;
+	(void)data_len;
+	(void)state;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", (char *)not_found, sizeof(not_found) - 1,
+			     MHD_RESPMEM_PERSISTENT);
+	if (!strcmp(url, "/"))
+		return reply(c, MHD_HTTP_OK, "text/plain", (char *)index_page, sizeof(index_page) - 1,
+			     MHD_RESPMEM_PERSISTENT);
+	if (strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", (char *)not_found, sizeof(not_found) - 1,
+			     MHD_RESPMEM_PERSISTENT);
+	body = render(e, &len);
+	if (!body)
+		return MHD_NO;
+	return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, MHD_RESPMEM_MUST_FREE);
+}
+
+static int parse_listen(const char *s, struct sockaddr_in *sa)
+{
+	const char *colon = strrchr(s, ':');
+	char host[64];
+	long port;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	if (!colon || (size_t)(colon - s) >= sizeof(host) || sp_arg_long(colon + 1, 0, 65535, &port))
+		return -EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = 0;
+	if (!host[0] || !strcmp(host, "*"))
+		strcpy(host, "0.0.0.0");
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+		return -EINVAL;
+	sa->sin_port = htons((uint16_t)port);
+	return 0;
+}
+
+static int serve(struct exporter *e, const struct sockaddr_in *sa)
+{
+	const union MHD_DaemonInfo *info;
+	struct MHD_Daemon *d;
+	char host[INET_ADDRSTRLEN];
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL); /* the server thread inherits the mask */
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, e,
+			     MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	if (!d) {
+		fprintf(stderr, "samepage exporter: cannot listen on %s:%u: %s\n",
+			inet_ntop(AF_INET, &sa->sin_addr, host, sizeof(host)), ntohs(sa->sin_port), strerror(errno));
+		return SP_EXIT_FAIL;
+	}
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	fprintf(stderr, "samepage exporter: listening on %s:%u\n",
+		inet_ntop(AF_INET, &sa->sin_addr, host, sizeof(host)), info ? info->port : ntohs(sa->sin_port));
+	sigwait(&set, &sig);
+	MHD_stop_daemon(d);
+	return SP_EXIT_OK;
+}
+
+int sp_exporter_main(int argc, char **argv);
+
+int sp_exporter_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"top-processes", required_argument, NULL, 't'},
+		{"once", no_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		SP_ROOT_OPTIONS,
+		{0},
+	};
+	struct exporter e = {{"/sys", "/proc"}, 20};
+	const char *listen = "127.0.0.1:9781";
+	struct sockaddr_in sa;
+	int once = 0, c, err;
+	long top;
+
+	while ((c = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
+		if (sp_roots_opt(&e.r, c, optarg))
+			continue;
+		switch (c) {
+		case 'l':
+			listen = optarg;
+			break;
+		case 't':
+			if (sp_arg_long(optarg, 0, 10000, &top)) {
+				fprintf(stderr, "samepage exporter: --top-processes: '%s' is not 0..10000\n", optarg);
+				return SP_EXIT_USAGE;
+			}
+			e.top_n = (int)top;
+			break;
+		case 'o':
+			once = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return SP_EXIT_OK;
+		default:
+			usage(stderr);
+			return SP_EXIT_USAGE;
+		}
+	}
+	if (optind < argc || parse_listen(listen, &sa)) {
+		fprintf(stderr, "samepage exporter: expected --listen IPV4:PORT, got '%s'\n",
+			optind < argc ? argv[optind] : listen);
+		return SP_EXIT_USAGE;
+	}
+	{
+		struct sp_ksm k;
+
+		err = sp_ksm_read(e.r.sysfs, &k);
+		if (err)
+			return sp_ksm_unreadable("exporter", &e.r, err);
+	}
+	if (once) {
+		size_t len;
+		char *body = render(&e, &len);
+
+		if (!body)
+			return SP_EXIT_FAIL;
+		fwrite(body, 1, len, stdout);
+		free(body);
+		return SP_EXIT_OK;
+	}
+	return serve(&e, &sa);
+}
+
+SP_COMMAND(exporter, "Prometheus metrics of the kernel's KSM over HTTP", sp_exporter_main);

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ksmview.h - one reading of the kernel's KSM as `samepage status`, `top`
+ * and `exporter` show it: the sysfs snapshot, ksmd's CPU time, cow_ksm,
+ * the processes using KSM, and what follows from two readings (CPU %,
+ * rates, time per full scan).
+ *
+ * Each figure shown to people carries its formula, so an operator can
+ * check it against /sys by hand. A reading is self-contained: two
+ * readings of the same host give rates; one gives a projection.
+ */
+#ifndef SP_CLI_KSMVIEW_H
+#define SP_CLI_KSMVIEW_H
+
+#include <json-c/json.h>
+#include <stdio.h>
+
+#include "kernel/host.h"
+#include "kernel/ksm.h"
+#include "kernel/ksmstat.h"
+
+struct sp_roots {
+	const char *sysfs; /* "/sys"  */
+	const char *proc;  /* "/proc" */
+};
+
+struct sp_view {
+	struct sp_ksm k;
+	int ksmd_pid; /* -1: not found */
+	struct sp_task ksmd;
+	long long cow_ksm; /* -1: absent */
+	struct sp_ksm_users users;
+	long page_size;
+};
+
+/* What two readings say; fields are NaN-free: valid says which are set. */
+struct sp_delta {
+	double dt;
+	int valid;
+	double ksmd_cpu_pct, merged_per_s, cow_per_s, scanned_per_s, scans_per_s;
+};
+
+struct sp_scan_time {
+	double seconds; /* <0: unknown; INFINITY when pages_to_scan is 0 */
+	int measured;	/* 1 from full_scans over time, 0 a projection  */
+	long long pages;
+	char how[160];
+};
+
+/* 0, or -ENOENT when the kernel has no KSM (sysfs dir missing), -errno. */
+int sp_view_read(const struct sp_roots *r, int with_procs, struct sp_view *v);
+void sp_view_free(struct sp_view *v);
+void sp_view_delta(const struct sp_view *a, const struct sp_view *b, struct sp_delta *d);
+void sp_view_scan_time(const struct sp_view *v, const struct sp_delta *d, long long dscans, struct sp_scan_time *s);
+
+/* the human report; top_n rows of processes (0: none) */
+void sp_view_print(FILE *f, const struct sp_view *v, const struct sp_delta *d, const struct sp_scan_time *s, int top_n);
+struct json_object *sp_view_json(const struct sp_view *v, const struct sp_delta *d, const struct sp_scan_time *s,
+				 int top_n);
+
+/* Sleeps seconds (fractional). */
+void sp_sleep(double seconds);
+
+#endif /* SP_CLI_KSMVIEW_H */

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ksm.h - the kernel's KSM in /sys/kernel/mm/ksm: one table of its knobs and
+ * counters, a snapshot of all of them, and validated writes.
+ *
+ * The table holds every file Linux 6.18 has, with the kernel's own value
+ * ranges (mm/ksm.c, checked on a running kernel): a value this module
+ * accepts is one the kernel accepts, apart from state the kernel checks at
+ * write time (EBUSY while KSM pages exist, EINVAL for pages_to_scan while
+ * the advisor owns it). A knob missing from a kernel is simply absent from
+ * the snapshot; files the table does not know are kept as "extras", so a
+ * newer kernel's counters are still shown. Every function takes the sysfs
+ * root ("/sys" normally), so tests can point it at a fixture tree.
+ */
+#ifndef SP_KERNEL_KSM_H
+#define SP_KERNEL_KSM_H
+
+#include <stddef.h>
+
+enum sp_knob_kind {
+	SP_KNOB_COUNTER, /* read-only                                  */
+	SP_KNOB_UINT,	 /* decimal in [min, max]                      */
+	SP_KNOB_BOOL,	 /* kstrtobool: 0/1, y/n, on/off; written 0/1   */
+	SP_KNOB_MODE,	 /* advisor_mode: "none" or "scan-time"        */
+};
+
+struct sp_knob {
+	const char *name;
+	enum sp_knob_kind kind;
+	unsigned long long min, max;
+	const char *unit; /* "pages", "ms", "%", ... or ""           */
+	const char *doc;  /* one line for people                     */
+};
+
+#define SP_KSM_NKNOBS 24
+#define SP_KSM_NEXTRA 16
+
+extern const struct sp_knob sp_knobs[SP_KSM_NKNOBS];
+
+/* index into sp_knobs, or -1 */
+int sp_knob_index(const char *name);
+
+struct sp_ksm {
+	int present[SP_KSM_NKNOBS];
+	long long val[SP_KSM_NKNOBS]; /* advisor_mode: 0 none, 1 scan-time */
+	char text[SP_KSM_NKNOBS][48]; /* as read, newline removed          */
+	int nextra;
+	char extra_name[SP_KSM_NEXTRA][64];
+	char extra_text[SP_KSM_NEXTRA][48];
+	double t; /* CLOCK_MONOTONIC seconds when read */
+};
+
+/* "<sysfs>/kernel/mm/ksm" into buf */
+char *sp_ksm_dir(const char *sysfs, char *buf, size_t len);
+
+/* Reads every file of the KSM directory. 0, -ENOENT when the kernel has
+ * no KSM, or -errno of the directory. Unreadable files are absent. */
+int sp_ksm_read(const char *sysfs, struct sp_ksm *k);
+
+/* The value of a knob or counter by name, or def when absent. */
+long long sp_ksm_get(const struct sp_ksm *k, const char *name, long long def);
+
+/* Checks value for the knob against the kernel's syntax and range and
+ * writes the form the kernel is given into canon. 0; -ENOENT unknown
+ * name; -EROFS a counter; -EINVAL bad value (why: a sentence). */
+int sp_knob_check(const char *name, const char *value, char *canon, size_t len, const char **why);
+
+/* Writes a checked value. 0 or -errno from open/write (EINVAL, EBUSY,
+ * EACCES, EROFS, ENOENT as the kernel returns them). */
+int sp_ksm_write(const char *sysfs, const char *name, const char *canon);
+
+/* The knob's current value as it would be written back ("[none] scan-time"
+ * gives "none"). */
+const char *sp_ksm_writable_text(const struct sp_ksm *k, int idx, char *buf, size_t len);
+
+#endif /* SP_KERNEL_KSM_H */
