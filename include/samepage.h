@@ -131,6 +131,14 @@ struct samepage_region_stats {
 SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_region_stats *out);
 
 /*
+ * The counters of samepage_stats() as Prometheus text exposition (metric
+ * names samepage_engine_<counter>), for an application that embeds the
+ * engine and serves /metrics itself. NUL terminated. Returns 0, or -1 with
+ * errno EINVAL (no buffer) or ERANGE (buffer too small; 4 KiB is enough).
+ */
+SAMEPAGE_API int samepage_metrics(char *buf, size_t len);
+
+/*
  * Blocks until n more full scans have completed or timeout_ms passes
  * (timeout_ms < 0: no limit). Scans only happen while run is 1 and memory
  * is registered. Returns 0, or -1 with errno ETIMEDOUT.
