@@ -32,7 +32,8 @@
  * side runs with vm.max_map_count raised to 1,000,000 (restored afterwards)
  * and a second engine row shows what happens at the default limit.
  *
- *   bench_settle [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q]
+ *   bench_settle [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q] [-v]
+ *   (-v prints every full scan of both sides on stderr)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +51,8 @@
 #include "../tests/testlib.h"
 
 #define TIMEOUT_MS (20 * 60 * 1000)
+
+static int verbose; /* -v: one line per full scan on stderr */
 
 struct result {
 	int ok;
@@ -173,6 +176,11 @@ static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
 			usleep(2000); /* polling counters, with a deadline */
 			continue;
 		}
+		if (verbose)
+			fprintf(stderr,
+				"  scan %3lld  t %6.3f s  cpu %6.3f s  sharing %8lld  zero %8lld  scanned %10lld\n",
+				s.scans - s0.scans, now_s() - t0, s.cpu - s0.cpu, s.sharing, s.zero,
+				s.scanned - s0.scanned);
 		if (fixed_scans) {
 			if (s.scans - s0.scans >= fixed_scans)
 				break;
@@ -366,7 +374,7 @@ int main(int argc, char **argv)
 	char *ws, *w, *save;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:w:qh")) != -1) {
+	while ((c = getopt(argc, argv, "s:w:qvh")) != -1) {
 		switch (c) {
 		case 's':
 			size = atol(optarg);
@@ -374,11 +382,14 @@ int main(int argc, char **argv)
 		case 'w':
 			list = optarg;
 			break;
+		case 'v':
+			verbose = 1;
+			break;
 		case 'q':
 			size = 128;
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q] [-v]\n", argv[0]);
 			return 2;
 		}
 	}

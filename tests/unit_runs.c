@@ -72,6 +72,15 @@ static void test_shuffled_copy(void **state)
 	assert_int_equal(s.pages_sharing, 64);
 	assert_true(t.f.n_remap > 64);
 	assert_true(sp_core_count_mappings(&t.c) > 64);
+	/* the count taken behind the cursor: a full scan with nothing new
+	 * to merge ends with the same figure as the walk over every page */
+	tc_passes(&t, 2); /* the second publishes the first's count */
+	assert_int_equal(tc_stats(&t).mappings, sp_core_count_mappings(&t.c));
+	/* unregistering half of it mid-scan: exact again at the end */
+	sp_core_scan(&t.c, 40, 0);
+	assert_int_equal(sp_core_remove_range(&t.c, (uintptr_t)t.f.mem, 64), 0);
+	tc_passes(&t, 2);
+	assert_int_equal(tc_stats(&t).mappings, sp_core_count_mappings(&t.c));
 	tc_consistent(&t);
 	tc_destroy(&t);
 }

@@ -48,6 +48,20 @@ struct sp_advisor {
 	uint64_t cpu_ns;    /* scanner CPU at the previous scan's end */
 };
 
+/* The mapping count of the pages the cursor has passed in this full scan
+ * (sp_core_count_behind): the walk that counting takes is spread over the
+ * scan's batches instead of running at once when the scan ends. */
+struct sp_mapcount {
+	int active;	 /* a region is being counted           */
+	uint32_t region; /* which one                           */
+	uint64_t next;	 /* the page its count has reached      */
+	int64_t prev;	 /* the previous page's mapping state   */
+	uint64_t segs;	 /* mappings of that region so far      */
+	uint64_t total;	 /* extra mappings of the regions done  */
+	int stale;	 /* regions changed or were unmerged during the scan:
+			  * count them all when it ends */
+};
+
 struct sp_core {
 	struct sp_backend *be;
 	struct sp_knobs knobs;
@@ -63,6 +77,7 @@ struct sp_core {
 	uint8_t seq;	     /* full_scans, low bits: unstable gen */
 
 	uint64_t last_prune_ns;
+	struct sp_mapcount mapcount;
 	/* optional: reads and hashes a batch with several threads, each
 	 * calling sp_core_read_hash on disjoint ranges (the engine's pool) */
 	void (*parallel)(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need);
@@ -121,6 +136,12 @@ void sp_core_range_stats(const struct sp_core *c, uintptr_t start, uint64_t npag
 
 /* extra kernel mappings the merges created (walks every item) */
 uint64_t sp_core_count_mappings(const struct sp_core *c);
+/* the same count, taken as the cursor passes pages [from, to) of region r;
+ * sp_core_count_done() ends it at the end of a full scan and returns it.
+ * Exact for a scan in which nothing behind the cursor changed; a pair merge
+ * with a page already passed is seen by the next scan's count. */
+void sp_core_count_behind(struct sp_core *c, uint32_t r, uint64_t from, uint64_t to);
+uint64_t sp_core_count_done(struct sp_core *c);
 
 /* bytes of engine metadata right now */
 uint64_t sp_core_metadata_bytes(const struct sp_core *c);

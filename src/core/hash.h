@@ -21,7 +21,8 @@ static inline uint64_t sp_node_key(uint64_t hash, int nid)
 	return hash ^ ((uint64_t)(nid + 1) * 0x9E3779B97F4A7C15ull);
 }
 
-/* internal: the AVX2 build of the same function */
+/* internal: the AVX2 and AVX-512 builds of the same function */
 uint64_t sp_hash_page_avx2(const void *page);
+uint64_t sp_hash_page_avx512(const void *page);
 
 #endif /* SP_HASH_H */

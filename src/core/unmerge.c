@@ -107,6 +107,7 @@ int sp_core_add_range(struct sp_core *c, uintptr_t start, uint64_t npages)
 			a = next_start;
 			continue;
 		}
+		c->mapcount.stale = 1;
 		pos = sp_rmap_add(&c->rmap, a, (gap_end - a) >> SP_PAGE_SHIFT);
 		if (pos < 0)
 			return pos;
@@ -135,6 +136,7 @@ int sp_core_remove_range(struct sp_core *c, uintptr_t start, uint64_t npages)
 		}
 		off = (lo - gs) >> SP_PAGE_SHIFT;
 		n = (hi - lo) >> SP_PAGE_SHIFT;
+		c->mapcount.stale = 1;
 		err = for_runs(c, r, off, n, SP_IT_FILEMAP, c->be->ops->restore);
 		if (err)
 			return err;
@@ -172,6 +174,7 @@ int sp_core_unmerge_all(struct sp_core *c)
 	uint32_t r;
 	int err;
 
+	c->mapcount.stale = 1;
 	for (r = 0; r < c->rmap.nregions; r++) {
 		/* every page in a store mapping (merged, or merged once and
 		 * written since) and every zero page becomes plain memory */
@@ -195,6 +198,7 @@ int sp_core_unmerge_all(struct sp_core *c)
 	c->cnt.pages_unshared = 0;
 	c->cnt.ksm_zero_pages = 0;
 	c->cnt.rmap_items = 0;
+	c->cnt.mappings = 0; /* every page is anonymous again */
 	return 0;
 }
 

@@ -238,6 +238,8 @@ static void *scanner(void *arg)
 	uint64_t left = 0; /* pages still to scan in this batch */
 	uint32_t idle = e->core.knobs.sched_idle;
 
+	/* named like a kernel thread so that top -H and ps show what it is */
+	pthread_setname_np(pthread_self(), "samepage-scan");
 	apply_sched(idle);
 	pthread_mutex_lock(&e->lock);
 	for (;;) {

@@ -51,6 +51,7 @@ static void *helper(void *arg)
 	struct sp_pool *p = arg;
 	uint32_t seen = 0;
 
+	pthread_setname_np(pthread_self(), "samepage-hash");
 	if (p->sched_idle) {
 		struct sched_param sp = {0};
 
