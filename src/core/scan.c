@@ -399,6 +399,11 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 	uint64_t scanned = 0, t0 = c->be->ops->now_ns(c->be), took, now = t0;
 	uint64_t cpu0 = c->be->ops->cpu_ns(c->be);
 
+	/* a batch has a fixed cost too (a pagemap read, a process_vm_readv:
+	 * 20-50 us) that the per-page estimate below does not see: keep a
+	 * sixteenth of the bound in hand so the last batch ends inside it */
+	if (deadline_ns > t0)
+		deadline_ns -= (deadline_ns - t0) / 16;
 	maybe_prune(c, t0);
 	c->slow_page_ns -= c->slow_page_ns / 16; /* forget slow pages slowly */
 	while (scanned < max_pages && c->rmap.nregions) {
