@@ -208,7 +208,7 @@ int sp_sysfs_readonly(const char *proc)
 	return ro;
 }
 
-static int is_vmm(const char *comm)
+int sp_is_vmm(const char *comm)
 {
 	static const char *const vmm[] = {"qemu", "kvm", "firecracker", "cloud-hyperviso", "crosvm"};
 
@@ -228,7 +228,7 @@ int sp_kvm_guests(const char *proc)
 	for (size_t i = 0; i < l.n; i++) {
 		struct sp_proc p;
 
-		if (!sp_proc_info(proc, l.pid[i], &p) && is_vmm(p.comm))
+		if (!sp_proc_info(proc, l.pid[i], &p) && sp_is_vmm(p.comm))
 			n++;
 	}
 	sp_pids_free(&l);

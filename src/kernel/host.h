@@ -50,6 +50,9 @@ void sp_cpus_online(const char *sysfs, struct sp_cpus *out);
 /* 1 if the mount holding /sys is read-only in <proc>/self/mounts, 0 if not, -1 unknown */
 int sp_sysfs_readonly(const char *proc);
 /* number of KVM guest processes (qemu, firecracker, cloud-hypervisor, crosvm) */
+/* Is a process with this comm a virtual machine monitor (qemu, kvm,
+ * firecracker, cloud-hypervisor, crosvm)? */
+int sp_is_vmm(const char *comm);
 int sp_kvm_guests(const char *proc);
 
 #endif /* SP_KERNEL_HOST_H */
