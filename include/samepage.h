@@ -26,6 +26,10 @@
  *     remapped, mprotect()ed to PROT_NONE or MADV_DONTNEED/MADV_FREE'd; or
  *     released with samepage_munmap(). Unregistering restores plain anonymous
  *     memory with the same content.
+ *   - Other protection changes (read-only and back) are kept through merges,
+ *     but one racing a merge of the same pages can be undone (the merge reads
+ *     the protection just before it remaps): unregister first when a
+ *     protection change must not be lost.
  *   - While a page is being merged (a few microseconds) a thread that writes
  *     to it, or a system call that writes into it (read(2), recv(2), ...),
  *     blocks until the merge ends; it never fails and the write is never lost.
