@@ -25,7 +25,7 @@
 #define SECONDS 3
 
 static char *mem;
-static volatile int stop;
+static int stop; /* read and written with __atomic builtins */
 static unsigned long writes[WRITERS];
 
 static uint32_t tag_of(size_t page)
@@ -41,19 +41,21 @@ static void *writer(void *arg)
 
 	if (pipe(pfd))
 		return NULL;
-	while (!stop) {
+	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
 		size_t p, off;
 
 		s ^= s << 13;
 		s ^= s >> 7;
 		s ^= s << 17;
-		p = s % NP;
+		/* each writer owns every WRITERS-th page: writers race the
+		 * engine, not each other */
+		p = (s % (NP / WRITERS)) * WRITERS + (size_t)id;
 		off = (s >> 20) % (TPAGE - 8);
 		if (s & 1) {
 			/* user-mode write of the bytes already there */
-			volatile char *c = mem + p * TPAGE + off;
+			char *c = mem + p * TPAGE + off;
 
-			*c = *c;
+			__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
 		} else {
 			/* kernel-mode write: read(2) into the page */
 			char buf[8];
@@ -89,7 +91,8 @@ static void test_writers_on_frozen_pages(void **state)
 
 		if (st.pages_sharing > peak)
 			peak = st.pages_sharing;
-		memcpy(before, writes, sizeof(before));
+		for (int i = 0; i < WRITERS; i++)
+			before[i] = __atomic_load_n(&writes[i], __ATOMIC_RELAXED);
 		usleep(100000); /* sampling progress */
 		/* nobody is stuck: a writer left blocked never moves again, a
 		 * merely descheduled one moves within seconds */
@@ -101,7 +104,7 @@ static void test_writers_on_frozen_pages(void **state)
 			assert_true(__atomic_load_n(&writes[i], __ATOMIC_RELAXED) > before[i]);
 		}
 	}
-	stop = 1;
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < WRITERS; i++)
 		pthread_join(t[i], NULL);
 	for (size_t i = 0; i < NP; i++)

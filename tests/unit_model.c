@@ -21,7 +21,7 @@
 static void group(uint64_t k, int zero, uint32_t m, int uzp, uint64_t shared, uint64_t sharing, uint64_t unshared,
 		  uint64_t zp, int chain)
 {
-	struct sp_model_knobs kn = {m, uzp};
+	struct sp_model_knobs kn = {m, uzp, 0};
 	struct sp_model_group g;
 
 	sp_model_group(k, zero, &kn, &g);
@@ -86,7 +86,7 @@ static uint64_t fake_hash(uint32_t tag)
 /* the kernel's own result for this workload (DESIGN.md) */
 static void test_16x1024(void **state)
 {
-	struct sp_model_knobs kn = {256, 0};
+	struct sp_model_knobs kn = {256, 0, 0};
 	struct sp_model_result r;
 	size_t n = 16 * 1024;
 	struct sp_model_page *p = calloc(n, sizeof(*p));
@@ -115,7 +115,7 @@ static void test_16x1024(void **state)
 static void mixed(uint32_t m, int uzp, struct sp_model_result *r)
 {
 	static const size_t sizes[] = {1000, 300, 257, 256, 2};
-	struct sp_model_knobs kn = {m, uzp};
+	struct sp_model_knobs kn = {m, uzp, 0};
 	size_t n = 1000 + 300 + 257 + 256 + 2 + 700 + 400, k = 0;
 	struct sp_model_page *p = calloc(n, sizeof(*p));
 	uint64_t zh = sp_hash_zero();
@@ -162,7 +162,7 @@ static void test_mixed(void **state)
 /* merge_across_nodes=0: the same content on two nodes is two contents */
 static void test_nodes(void **state)
 {
-	struct sp_model_knobs kn = {256, 0};
+	struct sp_model_knobs kn = {256, 0, 0};
 	struct sp_model_page p[6];
 	struct sp_model_result r;
 	uint64_t h = fake_hash(3), zh = sp_hash_zero();
@@ -204,7 +204,7 @@ static void sum_visit(void *ctx, const struct sp_model_page *pg, uint64_t k, con
 /* the sort: radix pass plus introsort, with many equal keys */
 static void test_sort_and_visit(void **state)
 {
-	struct sp_model_knobs kn = {256, 1};
+	struct sp_model_knobs kn = {256, 1, 0};
 	size_t n = 200000;
 	struct sp_model_page *p = calloc(n, sizeof(*p));
 	struct sp_model_result r;
@@ -231,6 +231,66 @@ static void test_sort_and_visit(void **state)
 	free(p);
 }
 
+/* all-zero subpages of THPs (Linux 6.12+): freed by the split, in no KSM
+ * counter, without rmap items; the rest of the THP merges as 4 KiB pages */
+static void thp_case(int uzp, int split, struct sp_model_result *r)
+{
+	struct sp_model_knobs kn = {256, uzp, split};
+	struct sp_model_page p[119];
+	uint64_t zh = sp_hash_zero();
+	size_t k = 0;
+
+	for (int i = 0; i < 10; i++) /* zero subpages of a THP */
+		p[k++].key = sp_model_key(zh, SP_MODEL_ALL_ZERO_THP, -1, &kn);
+	for (int i = 0; i < 5; i++) /* zero pages outside THPs */
+		p[k++].key = sp_model_key(zh, SP_MODEL_ALL_ZERO, -1, &kn);
+	for (int i = 0; i < 4; i++) /* one content four times, in a THP */
+		p[k++].key = sp_model_key(fake_hash(7), SP_MODEL_NOT_ZERO, -1, &kn);
+	while (k < 119) /* unique */
+		p[k].key = sp_model_key(fake_hash(1000 + (uint32_t)k), SP_MODEL_NOT_ZERO, -1, &kn), k++;
+	for (size_t i = 0; i < k; i++) {
+		p[i].vma = 0;
+		p[i].off = (uint32_t)i;
+	}
+	sp_model_run(p, k, &kn, r, NULL, NULL);
+	assert_int_equal(r->pages_scanned, 119);
+}
+
+static void test_thp_zero(void **state)
+{
+	struct sp_model_result r;
+	struct sp_model_knobs on = {256, 0, 1}, off = {256, 0, 0};
+	uint64_t zh = sp_hash_zero();
+
+	(void)state;
+	/* the THP kind only matters while the rule is on */
+	assert_int_equal(sp_model_key(zh, SP_MODEL_ALL_ZERO_THP, -1, &on), SP_MODEL_THP_ZERO);
+	assert_int_equal(sp_model_key(zh, SP_MODEL_ALL_ZERO_THP, -1, &off),
+			 sp_model_key(zh, SP_MODEL_ALL_ZERO, -1, &off));
+	assert_int_not_equal(sp_model_key(SP_MODEL_THP_ZERO, SP_MODEL_NOT_ZERO, -1, &on), SP_MODEL_THP_ZERO);
+
+	thp_case(0, 1, &r); /* zero pages outside THPs merge as one content */
+	assert_int_equal(r.thp_zero_pages, 10);
+	assert_int_equal(r.pages_shared, 2);
+	assert_int_equal(r.pages_sharing, 4 + 3);
+	assert_int_equal(r.ksm_zero_pages, 0);
+	assert_int_equal(r.pages_unshared, 100);
+	assert_int_equal(r.general_profit, 7 * 4096 - 109 * SP_MODEL_RMAP_ITEM);
+
+	thp_case(1, 1, &r); /* use_zero_pages: those go to the zero page */
+	assert_int_equal(r.thp_zero_pages, 10);
+	assert_int_equal(r.ksm_zero_pages, 5);
+	assert_int_equal(r.pages_shared, 1);
+	assert_int_equal(r.pages_sharing, 3);
+	assert_int_equal(r.general_profit, (3 + 5) * 4096 - 109 * SP_MODEL_RMAP_ITEM);
+
+	thp_case(0, 0, &r); /* before 6.12: all fifteen zero pages merge */
+	assert_int_equal(r.thp_zero_pages, 0);
+	assert_int_equal(r.pages_shared, 2);
+	assert_int_equal(r.pages_sharing, 14 + 3);
+	assert_int_equal(r.general_profit, 17 * 4096 - 119 * SP_MODEL_RMAP_ITEM);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_mixed),
 		cmocka_unit_test(test_nodes),
 		cmocka_unit_test(test_sort_and_visit),
+		cmocka_unit_test(test_thp_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,7 @@
 #include "cli/cli.h"
 #include "cli/estimate.h"
 #include "core/hash.h"
+#include "kernel/host.h"
 #include "kernel/procs.h"
 
 #define KSM_SYSFS "/sys/kernel/mm/ksm/"
@@ -109,6 +110,9 @@ static void read_host(struct est_host *h)
 	if (h->advisor_target_scan_time < 1)
 		h->advisor_target_scan_time = 200;
 	h->numa_nodes = numa_available() >= 0 ? numa_max_node() + 1 : 1;
+	/* since 6.12 a split of an anonymous THP maps its all-zero subpages to
+	 * the shared zero page, and KSM splits a THP before merging in it */
+	h->thp_split_zero = sp_kernel_at_least("/proc", 6, 12) == 1;
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -231,6 +235,7 @@ static int parse(int argc, char **argv, struct est *e, struct targets *t)
 	e->o.max_page_sharing = (uint32_t)e->host.max_page_sharing;
 	e->o.use_zero_pages = (int)e->host.use_zero_pages;
 	e->o.merge_across_nodes = (int)e->host.merge_across_nodes;
+	e->o.thp_split_zero = e->host.thp_split_zero;
 	e->o.samples = 1;
 	e->o.interval = 5;
 	e->o.progress = -1;

@@ -34,9 +34,10 @@ struct est_vma {
 	char name[80];
 	uint64_t pages; /* scanned pages (present, anonymous)        */
 	uint64_t volatile_pages;
-	uint64_t zero; /* all-zero pages                            */
-	uint64_t ksm;  /* already KSM pages (smaps "KSM:")          */
-	double saving; /* pages the model frees, attributed         */
+	uint64_t zero;	   /* all-zero pages (not thp_zero)             */
+	uint64_t thp_zero; /* all-zero subpages of THPs (model.h)       */
+	uint64_t ksm;	   /* already KSM pages (smaps "KSM:")          */
+	double saving;	   /* pages the model frees, attributed         */
 };
 
 struct est_proc {
@@ -54,6 +55,7 @@ struct est_opts {
 	uint32_t max_page_sharing;
 	int use_zero_pages;
 	int merge_across_nodes;
+	int thp_split_zero; /* the kernel is 6.12 or later (model.h) */
 	int samples;
 	double interval;
 	double rate_limit; /* MB/s, 0: none */
@@ -69,6 +71,7 @@ struct est_host {
 	long run, pages_to_scan, sleep_millisecs, max_page_sharing, use_zero_pages, merge_across_nodes;
 	long advisor_target_scan_time, advisor_min_pages_to_scan, advisor_max_pages_to_scan;
 	int numa_nodes;
+	int thp_split_zero; /* Linux 6.12+: a THP split maps zero subpages to the zero page */
 };
 
 struct est {
@@ -94,10 +97,13 @@ struct est {
 	/* results */
 	struct sp_model_result res;
 	uint64_t already_ksm, already_zero;
-	uint64_t zero_pages; /* all-zero pages scanned */
-	uint64_t *pair;	     /* nprocs x nprocs identical pages, or NULL */
+	uint64_t zero_pages;	 /* all-zero pages scanned, outside THPs */
+	uint64_t thp_zero_pages; /* all-zero subpages of THPs scanned    */
+	uint64_t *pair;		 /* nprocs x nprocs identical pages, or NULL */
 };
 
+/* estimate_scan.c: the model's knobs */
+struct sp_model_knobs est_knobs(const struct est *e);
 /* estimate_scan.c: one sample over every target. 0, or -ENOMEM when the
  * records could not grow (the scan stops, the result is partial). */
 int est_scan(struct est *e);

@@ -27,12 +27,12 @@
 static void visit(void *ctx, const struct sp_model_page *pg, uint64_t k, const struct sp_model_group *g)
 {
 	struct est *e = ctx;
-	double per = (double)(g->sharing + g->zero) / (double)k;
+	double per = (double)(g->sharing + g->zero + g->thp_zero) / (double)k;
 	uint32_t procs[PAIR_GROUP_MAX];
 	uint64_t counts[PAIR_GROUP_MAX];
-	int np = 0, pairs = e->pair && !g->zero && k >= 2;
+	int np = 0, pairs = e->pair && !g->zero && !g->thp_zero && k >= 2;
 
-	if (g->sharing + g->zero == 0)
+	if (g->sharing + g->zero + g->thp_zero == 0)
 		return;
 	for (uint64_t i = 0; i < k;) {
 		uint32_t v = pg[i].vma;
@@ -72,17 +72,30 @@ static void visit(void *ctx, const struct sp_model_page *pg, uint64_t k, const s
 		}
 }
 
+/* rmap items ksmd keeps once settled */
+static uint64_t est_rmap_items(const struct est *e)
+{
+	return e->res.pages_scanned - e->res.thp_zero_pages;
+}
+
+/* pages freed: merged, mapped to the zero page by KSM or by a THP split */
+static uint64_t est_saved_pages(const struct est *e)
+{
+	return e->res.pages_sharing + e->res.ksm_zero_pages + e->res.thp_zero_pages;
+}
+
 void est_model(struct est *e)
 {
-	struct sp_model_knobs kn = {e->o.max_page_sharing, e->o.use_zero_pages};
+	struct sp_model_knobs kn = est_knobs(e);
 
 	if (e->nprocs >= 2 && e->nprocs <= MAX_PAIR_PROCS)
 		e->pair = calloc((uint64_t)e->nprocs * e->nprocs, sizeof(*e->pair));
 	sp_model_run(e->pg, e->npg, &kn, &e->res, visit, e);
-	/* ksmd keeps an rmap item for volatile pages too */
+	/* ksmd keeps an rmap item for volatile pages too, and drops those of
+	 * zero subpages a THP split mapped to the zero page */
 	e->res.pages_scanned = e->npg + e->volatile_pages;
 	e->res.general_profit = (int64_t)((e->res.pages_sharing + e->res.ksm_zero_pages) * 4096) -
-				(int64_t)(e->res.pages_scanned * SP_MODEL_RMAP_ITEM);
+				(int64_t)(est_rmap_items(e) * SP_MODEL_RMAP_ITEM);
 	for (uint32_t i = 0; i < e->nvmas; i++)
 		e->already_ksm += e->vmas[i].ksm;
 }
@@ -179,7 +192,7 @@ static double pct(double a, double b)
 void est_print(struct est *e, int partial)
 {
 	const struct sp_model_result *r = &e->res;
-	uint64_t saved = r->pages_sharing + r->ksm_zero_pages, seen = r->pages_scanned;
+	uint64_t saved = est_saved_pages(e), seen = r->pages_scanned;
 	char b1[32], b2[32], b3[32];
 	struct scan_time st;
 	uint32_t *ix;
@@ -187,8 +200,9 @@ void est_print(struct est *e, int partial)
 
 	printf("samepage estimate: %u process%s, %s scanned (%llu pages%s)\n", e->nprocs, e->nprocs == 1 ? "" : "es",
 	       sp_fmt_pages(b1, sizeof(b1), seen), (unsigned long long)seen, partial ? ", PARTIAL: see below" : "");
-	printf("model: max_page_sharing %u, use_zero_pages %d, merge_across_nodes %d%s\n\n", e->o.max_page_sharing,
-	       e->o.use_zero_pages, e->o.merge_across_nodes, e->o.all_anon ? ", all anonymous memory" : "");
+	printf("model: max_page_sharing %u, use_zero_pages %d, merge_across_nodes %d%s%s\n\n", e->o.max_page_sharing,
+	       e->o.use_zero_pages, e->o.merge_across_nodes, e->o.all_anon ? ", all anonymous memory" : "",
+	       e->o.thp_split_zero ? ", THP splits free zero subpages" : "");
 	printf("Predicted saving   %s  (%.1f%% of scanned memory)\n", sp_fmt_pages(b1, sizeof(b1), saved),
 	       pct((double)saved, (double)seen));
 	printf("  duplicates       %s  in %llu KSM pages (pages_sharing %llu, pages_shared %llu)\n",
@@ -201,11 +215,16 @@ void est_print(struct est *e, int partial)
 		printf("  zero pages       %s of them are all-zero pages (use_zero_pages=1 would map them to the "
 		       "zero page)\n",
 		       sp_fmt_pages(b3, sizeof(b3), e->zero_pages));
+	if (r->thp_zero_pages)
+		printf("  THP zero pages   %s  all-zero pages inside transparent huge pages: KSM splits their THP\n"
+		       "                   and the kernel maps them to the shared zero page (no KSM counter shows "
+		       "them)\n",
+		       sp_fmt_pages(b3, sizeof(b3), r->thp_zero_pages));
 	printf("  chains           %llu stable_node_chains, %llu stable_node_dups\n",
 	       (unsigned long long)r->stable_node_chains, (unsigned long long)r->stable_node_dups);
 	printf("  general_profit   %s  (after %s of rmap items)\n",
 	       sp_fmt_bytes(b1, sizeof(b1), (double)r->general_profit),
-	       sp_fmt_bytes(b2, sizeof(b2), (double)seen * SP_MODEL_RMAP_ITEM));
+	       sp_fmt_bytes(b2, sizeof(b2), (double)est_rmap_items(e) * SP_MODEL_RMAP_ITEM));
 	if (e->o.samples > 1)
 		printf("  volatile         %s  (%.1f%%) changed between %d samples %.1f s apart: not counted\n",
 		       sp_fmt_pages(b1, sizeof(b1), e->volatile_pages), pct((double)e->volatile_pages, (double)seen),
@@ -320,6 +339,7 @@ int est_print_json(struct est *e, int partial)
 	json_object_object_add(knobs, "use_zero_pages", json_object_new_int(e->o.use_zero_pages));
 	json_object_object_add(knobs, "merge_across_nodes", json_object_new_int(e->o.merge_across_nodes));
 	json_object_object_add(knobs, "all_anon", json_object_new_boolean(e->o.all_anon));
+	json_object_object_add(knobs, "thp_split_zero", json_object_new_boolean(e->o.thp_split_zero));
 	json_object_object_add(knobs, "samples", json_object_new_int(e->o.samples));
 	json_object_object_add(knobs, "interval", json_object_new_double(e->o.interval));
 	json_object_object_add(root, "model", knobs);
@@ -334,9 +354,10 @@ int est_print_json(struct est *e, int partial)
 	add_u(pred, "pages_volatile", e->volatile_pages);
 	add_u(pred, "pages_unshared", r->pages_unshared);
 	json_object_object_add(root, "predicted", pred);
-	add_u(root, "saving_bytes", (r->pages_sharing + r->ksm_zero_pages) * 4096);
+	add_u(root, "saving_bytes", est_saved_pages(e) * 4096);
 	add_u(root, "scanned_bytes", r->pages_scanned * 4096);
 	add_u(root, "zero_pages", e->zero_pages);
+	add_u(root, "thp_zero_pages", r->thp_zero_pages);
 	add_u(already, "ksm_pages", e->already_ksm);
 	add_u(already, "ksm_zero_pages", e->already_zero);
 	json_object_object_add(root, "already_merged", already);

@@ -57,9 +57,9 @@ static int is_zero_page(const uint8_t *p)
 	return 1;
 }
 
-static struct sp_model_knobs knobs_of(const struct est *e)
+struct sp_model_knobs est_knobs(const struct est *e)
 {
-	struct sp_model_knobs k = {e->o.max_page_sharing, e->o.use_zero_pages};
+	struct sp_model_knobs k = {e->o.max_page_sharing, e->o.use_zero_pages, e->o.thp_split_zero};
 
 	return k;
 }
@@ -171,7 +171,7 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 {
 	struct est *e = s->e;
 	struct est_proc *pr = &e->procs[s->proc];
-	struct sp_model_knobs kn = knobs_of(e);
+	struct sp_model_knobs kn = est_knobs(e);
 	uintptr_t pos = sv->start;
 	long vi = vma_index(e, s->proc, sv);
 	struct est_vma *v;
@@ -215,6 +215,8 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 				}
 				h = sp_hash_page(page);
 				zero = h == e->zero_hash && is_zero_page(page);
+				if (zero && s->rg[k].huge)
+					zero = SP_MODEL_ALL_ZERO_THP;
 				key = sp_model_key(h, zero, e->numa ? (s->nodes[i] < 0 ? 0 : s->nodes[i]) : -1, &kn);
 				if (e->sample > 0) {
 					join(e, s->proc, (uint32_t)vi, a, key);
@@ -227,7 +229,10 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 				v = &e->vmas[vi];
 				v->pages++;
 				pr->pages++;
-				if (zero) {
+				if (key == SP_MODEL_THP_ZERO) {
+					v->thp_zero++;
+					e->thp_zero_pages++;
+				} else if (zero) {
 					v->zero++;
 					pr->zero++;
 					e->zero_pages++;
@@ -354,7 +359,7 @@ void est_drop_volatile(struct est *e)
 
 int est_add_ksm_zero(struct est *e)
 {
-	struct sp_model_knobs kn = knobs_of(e);
+	struct sp_model_knobs kn = est_knobs(e);
 	uint64_t key = sp_model_key(e->zero_hash, 1, e->numa ? 0 : -1, &kn);
 
 	/* Pages KSM already mapped to the zero page read as the zero page in

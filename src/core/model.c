@@ -169,6 +169,10 @@ void sp_model_group(uint64_t k, int zero, const struct sp_model_knobs *kn, struc
 
 	memset(g, 0, sizeof(*g));
 	g->pages = k;
+	if (zero == SP_MODEL_ALL_ZERO_THP) {
+		g->thp_zero = k;
+		return;
+	}
 	if (zero && kn->use_zero_pages) {
 		g->zero = k;
 		return;
@@ -190,12 +194,14 @@ uint64_t sp_model_key(uint64_t hash, int is_zero, int nid, const struct sp_model
 {
 	uint64_t key;
 
+	if (is_zero == SP_MODEL_ALL_ZERO_THP && kn->thp_split_zero)
+		return SP_MODEL_THP_ZERO;
 	if (is_zero && kn->use_zero_pages)
 		return SP_MODEL_ZERO;
 	key = nid >= 0 ? sp_node_key(hash, nid) : hash;
-	/* SP_MODEL_ZERO is reserved: a content hashing to it moves next door
-	 * (one more way to collide, at 2^-64) */
-	return key == SP_MODEL_ZERO ? 1 : key;
+	/* SP_MODEL_ZERO and SP_MODEL_THP_ZERO are reserved: a content hashing
+	 * to them moves next door (one more way to collide, at 2^-63) */
+	return key <= SP_MODEL_THP_ZERO ? SP_MODEL_THP_ZERO + 1 : key;
 }
 
 void sp_model_run(struct sp_model_page *pages, size_t n, const struct sp_model_knobs *kn, struct sp_model_result *res,
@@ -211,7 +217,11 @@ void sp_model_run(struct sp_model_page *pages, size_t n, const struct sp_model_k
 
 		while (j < n && pages[j].key == pages[i].key)
 			j++;
-		sp_model_group(j - i, pages[i].key == SP_MODEL_ZERO, kn, &g);
+		sp_model_group(j - i,
+			       pages[i].key == SP_MODEL_ZERO	   ? SP_MODEL_ALL_ZERO
+			       : pages[i].key == SP_MODEL_THP_ZERO ? SP_MODEL_ALL_ZERO_THP
+								   : SP_MODEL_NOT_ZERO,
+			       kn, &g);
 		res->contents++;
 		if (j - i >= 2)
 			res->dup_contents++;
@@ -219,6 +229,7 @@ void sp_model_run(struct sp_model_page *pages, size_t n, const struct sp_model_k
 		res->pages_sharing += g.sharing;
 		res->pages_unshared += g.unshared;
 		res->ksm_zero_pages += g.zero;
+		res->thp_zero_pages += g.thp_zero;
 		if (g.chain) {
 			res->stable_node_chains++;
 			res->stable_node_dups += g.shared;
@@ -228,6 +239,6 @@ void sp_model_run(struct sp_model_page *pages, size_t n, const struct sp_model_k
 		i = j;
 	}
 	res->pages_scanned = n;
-	res->general_profit =
-		(int64_t)((res->pages_sharing + res->ksm_zero_pages) * 4096) - (int64_t)(n * SP_MODEL_RMAP_ITEM);
+	res->general_profit = (int64_t)((res->pages_sharing + res->ksm_zero_pages) * 4096) -
+			      (int64_t)((n - res->thp_zero_pages) * SP_MODEL_RMAP_ITEM);
 }

@@ -145,6 +145,24 @@ long long sp_cow_ksm(const char *proc)
 	return proc_key(proc, "vmstat", "cow_ksm");
 }
 
+int sp_kernel_at_least(const char *proc, int major, int minor)
+{
+	char path[256];
+	int ma, mi;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sys/kernel/osrelease", proc);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d.%d", &ma, &mi) != 2)
+		ma = -1;
+	fclose(f);
+	if (ma < 0)
+		return -1;
+	return ma > major || (ma == major && mi >= minor);
+}
+
 static void read_cpus(const char *sysfs, const char *rel, struct sp_cpus *out)
 {
 	char path[256], buf[4096];

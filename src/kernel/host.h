@@ -39,6 +39,10 @@ long long sp_mem_total_kb(const char *proc);
 /* <proc>/vmstat cow_ksm (COW breaks of KSM pages), -1 when absent */
 long long sp_cow_ksm(const char *proc);
 
+/* 1 if <proc>/sys/kernel/osrelease is major.minor or later, 0 if older,
+ * -1 unknown */
+int sp_kernel_at_least(const char *proc, int major, int minor);
+
 /* NUMA nodes online (<sysfs>/devices/system/node/online), 1 if unknown */
 int sp_host_numa_nodes(const char *sysfs);
 /* <proc>/sys/kernel/numa_balancing: 0 off, >0 on (1 normal, 2 tiering), -1 unknown */

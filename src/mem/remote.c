@@ -7,7 +7,9 @@
  * of a private file mapping and the shared zero page are passed over.
  * PAGEMAP_SCAN reports exactly those categories (PAGE_IS_PRESENT,
  * PAGE_IS_FILE = "not anonymous", PAGE_IS_PFNZERO), without needing
- * CAP_SYS_ADMIN. The fallback reads pagemap entries: bit 63 present, bit 61
+ * CAP_SYS_ADMIN, and PAGE_IS_HUGE tells the pages of a PMD-mapped THP
+ * (the estimate's model treats their all-zero subpages apart). The
+ * fallback reads pagemap entries: bit 63 present, bit 61
  * file-or-shared-anon, and the zero page is recognised by its frame number
  * when PFNs are visible (root).
  */
@@ -39,6 +41,7 @@ struct pm_scan_arg {
 #define PAGE_IS_FILE	(1 << 2)
 #define PAGE_IS_PRESENT (1 << 3)
 #define PAGE_IS_PFNZERO (1 << 5)
+#define PAGE_IS_HUGE	(1 << 6)
 #endif
 
 #define PM_PRESENT (1ull << 63)
@@ -89,13 +92,14 @@ static long scan_ioctl(struct sp_remote *r, uintptr_t *pos, uintptr_t end, struc
 	a.max_pages = max_pages;
 	a.category_mask = PAGE_IS_PRESENT | PAGE_IS_FILE | PAGE_IS_PFNZERO;
 	a.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO;
-	a.return_mask = PAGE_IS_PRESENT;
+	a.return_mask = PAGE_IS_PRESENT | PAGE_IS_HUGE;
 	n = ioctl(r->pm_fd, PAGEMAP_SCAN, &a);
 	if (n < 0)
 		return -errno;
 	for (long i = 0; i < n; i++) {
 		out[i].start = reg[i].start;
 		out[i].npages = (reg[i].end - reg[i].start) >> SP_PAGE_SHIFT;
+		out[i].huge = !!(reg[i].categories & PAGE_IS_HUGE);
 	}
 	*pos = a.walk_end ? a.walk_end : end;
 	return n;
@@ -141,6 +145,7 @@ static long scan_read(struct sp_remote *r, uintptr_t *pos, uintptr_t end, struct
 					break;
 				out[nr].start = pa;
 				out[nr].npages = 1;
+				out[nr].huge = 0; /* not told by pagemap */
 				nr++;
 			}
 			found++;
@@ -307,7 +312,7 @@ int sp_remote_nodes(struct sp_remote *r, const struct sp_range *rg, size_t nr, i
 
 static long remote_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf)
 {
-	struct sp_range rg = {addr, n};
+	struct sp_range rg = {addr, n, 0};
 	uint8_t *ok = malloc(n ? n : 1);
 	long got;
 	size_t i = 0;
@@ -339,7 +344,7 @@ static int remote_query(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t 
 
 static int remote_node(struct sp_backend *b, uintptr_t addr, size_t n, int *nodes)
 {
-	struct sp_range rg = {addr, n};
+	struct sp_range rg = {addr, n, 0};
 
 	return sp_remote_nodes(R(b), &rg, 1, nodes);
 }

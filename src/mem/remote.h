@@ -27,6 +27,7 @@
 struct sp_range {
 	uintptr_t start;
 	uint64_t npages;
+	int huge; /* mapped by a transparent huge page (PAGEMAP_SCAN only) */
 };
 
 struct sp_remote {
@@ -49,7 +50,7 @@ void sp_remote_close(struct sp_remote *r);
 /* Finds pages in [*pos, end) that are present, anonymous (not file-backed
  * page cache) and not the shared zero page: what ksmd would scan in a
  * mergeable VMA. Writes at most max ranges holding at most max_pages pages
- * in all, and moves *pos to where the walk stopped (end when done). Returns
+ * in all (a range is all inside or all outside PMD-mapped THPs), and moves *pos to where the walk stopped (end when done). Returns
  * the number of ranges, or -errno. */
 long sp_remote_present(struct sp_remote *r, uintptr_t *pos, uintptr_t end, struct sp_range *out, size_t max,
 		       uint64_t max_pages);
