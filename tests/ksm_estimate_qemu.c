@@ -29,19 +29,19 @@
 
 #include "estimatetest.h"
 
-#define QEMU	    "/usr/bin/qemu-system-x86_64"
-#define BUSYBOX	    "/bin/busybox"
-#define GUEST_MIB   "256"
-#define MARKER	    "SAMEPAGE-GUEST-READY"
-#define BOOT_MS	    180000
-#define SPLIT_MS    90000
-#define GUEST_INIT  \
-	"#!/bin/busybox sh\n" \
-	"/bin/busybox mount -t proc proc /proc\n" \
-	"/bin/busybox mount -t tmpfs tmpfs /tmp\n" \
-	"for i in 1 2 3 4; do /bin/busybox cp /bin/busybox /tmp/b$i; done\n" \
+#define QEMU	  "/usr/bin/qemu-system-x86_64"
+#define BUSYBOX	  "/bin/busybox"
+#define GUEST_MIB "256"
+#define MARKER	  "SAMEPAGE-GUEST-READY"
+#define BOOT_MS	  180000
+#define SPLIT_MS  90000
+#define GUEST_INIT                                                               \
+	"#!/bin/busybox sh\n"                                                    \
+	"/bin/busybox mount -t proc proc /proc\n"                                \
+	"/bin/busybox mount -t tmpfs tmpfs /tmp\n"                               \
+	"for i in 1 2 3 4; do /bin/busybox cp /bin/busybox /tmp/b$i; done\n"     \
 	"/bin/busybox dd if=/dev/zero of=/tmp/zero bs=1M count=16 2>/dev/null\n" \
-	"echo " MARKER "\n" \
+	"echo " MARKER "\n"                                                      \
 	"exec /bin/busybox sleep 1000000\n"
 
 static char dir[] = "/tmp/samepage-qemu-XXXXXX";
@@ -218,8 +218,8 @@ static void test_qemu_guests(void **state)
 		usleep(500000);
 	}
 	assert_int_equal(t_ksm_set("run", "0"), 0);
-	printf("  THP zero subpages: predicted %ld, gone from the scan after ksmd %ld (%ld -> %ld pages)\n",
-	       p.thp_zero, p.scanned - after.scanned, p.scanned, after.scanned);
+	printf("  THP zero subpages: predicted %ld, gone from the scan after ksmd %ld (%ld -> %ld pages)\n", p.thp_zero,
+	       p.scanned - after.scanned, p.scanned, after.scanned);
 	kill_kids();
 	cleanup_dir();
 	expect_close(&p, &k, 10000);
