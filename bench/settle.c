@@ -169,7 +169,8 @@ static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
 	int still = 0;
 
 	get(&s0, ctx);
-	prev.scans = s0.scans;
+	s = s0; /* the deadline may pass before the first sample */
+	prev = s0;
 	while ((now_s() - t0) * 1000 < TIMEOUT_MS) {
 		get(&s, ctx);
 		if (s.scans == prev.scans) {

@@ -167,8 +167,9 @@ static inline void sp_core_leave_unstable(struct sp_core *c, uint32_t id, struct
 	if (!(it->flags & SP_IT_UNSTABLE))
 		return;
 	sp_unstable_remove(&c->unstable, &c->rmap, id);
-	it->flags &= ~SP_IT_UNSTABLE;
-	c->cnt.pages_unshared--;
+	if (!(it->flags & SP_IT_PARKED))
+		c->cnt.pages_unshared--;
+	it->flags &= ~(SP_IT_UNSTABLE | SP_IT_PARKED);
 }
 
 /* Kernel memory one extra mapping costs (vm_area_struct, its share of the

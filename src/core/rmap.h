@@ -24,13 +24,18 @@ enum {
 	SP_IT_SEEN = 1 << 0,	 /* visited while present: an rmap item          */
 	SP_IT_CHECKED = 1 << 1,	 /* hash holds the content of the last visit     */
 	SP_IT_STABLE = 1 << 2,	 /* merged: link = stable node id                */
-	SP_IT_UNSTABLE = 1 << 3, /* counted in pages_unshared                    */
+	SP_IT_UNSTABLE = 1 << 3, /* in the unstable index (counted in pages_unshared
+				  * unless SP_IT_PARKED)                       */
 	SP_IT_FILEMAP = 1 << 4,	 /* the page sits in a store mapping (ever remapped) */
 	SP_IT_ZERO = 1 << 5,	 /* dropped to the kernel's zero page            */
+	SP_IT_PARKED = 1 << 6,	 /* with SP_IT_UNSTABLE: skipped by smart_scan,
+				  * indexed by its last hash, not counted     */
 };
 
 struct sp_item {
-	uint64_t hash; /* XXH3 of the content at the last visit      */
+	uint64_t hash; /* index key of the content at the last visit:
+			* XXH3, mixed with the NUMA node when
+			* merge_across_nodes=0                       */
 	uint32_t link; /* stable node id, or next id + 1 in a bucket */
 	uint8_t flags; /* SP_IT_*                                    */
 	uint8_t gen;   /* unstable index generation it was put in    */

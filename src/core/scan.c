@@ -263,7 +263,8 @@ static void read_and_hash(struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t
 
 /* Smart scan, as the kernel ages its rmap items: every visit of a page that
  * is not merged ages it; from age 3 on it may be skipped, 1, 2, 4 and then
- * 8 visits in a row as it ages, with a real visit in between. */
+ * 8 visits in a row as it ages, with a real visit in between. Unlike the
+ * kernel, a skipped page stays in the unstable index (parked, below). */
 static int smart_skip(struct sp_core *c, uint32_t id, struct sp_item *it)
 {
 	uint8_t age = it->age;
@@ -281,6 +282,17 @@ static int smart_skip(struct sp_core *c, uint32_t id, struct sp_item *it)
 	it->skip--;
 	c->cnt.pages_skipped++;
 	sp_core_leave_unstable(c, id, it);
+	/* Parked: findable in this scan's unstable index by the hash of its
+	 * last visit, though not read now. Without this, two equal pages
+	 * whose skip cycles are out of step (they became equal at different
+	 * scans) could each be skipped whenever the other is visited, and
+	 * never meet in one scan's index. A hit is verified under freeze as
+	 * any other; the page counts as volatile, as a skipped one in the
+	 * kernel, and is not read, so skipping saves what it saved before. */
+	if (it->flags & SP_IT_CHECKED) {
+		sp_unstable_insert(&c->unstable, &c->rmap, id);
+		it->flags |= SP_IT_PARKED;
+	}
 	return 1;
 }
 

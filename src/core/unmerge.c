@@ -157,7 +157,7 @@ int sp_core_remove_range(struct sp_core *c, uintptr_t start, uint64_t npages)
 		sp_unstable_reset(&c->unstable, c->rmap.tracked);
 		c->cnt.pages_unshared = 0;
 		for (uint32_t id = 0; id < c->rmap.nids; id++)
-			c->rmap.items[id].flags &= ~SP_IT_UNSTABLE;
+			c->rmap.items[id].flags &= ~(SP_IT_UNSTABLE | SP_IT_PARKED);
 	}
 	return 0;
 }

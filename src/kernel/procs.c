@@ -179,7 +179,8 @@ static long cgroup_dir(const char *dir, struct sp_pid_list *out, int depth)
 	long added = 0;
 	int pid;
 
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
@@ -201,7 +202,8 @@ static long cgroup_dir(const char *dir, struct sp_pid_list *out, int depth)
 
 		if (e->d_type != DT_DIR || e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path))
+			continue; /* deeper than PATH_MAX: not reachable by path either */
 		n = cgroup_dir(path, out, depth + 1);
 		if (n == -ENOMEM) {
 			closedir(d);

@@ -6,9 +6,9 @@
  * page or shared anonymous", bits 0-54 the page frame (0 unless the reader
  * has CAP_SYS_ADMIN). A merged page that still shares its store page reads
  * as present+file; once written it reads as present without the file bit.
- * The kernel's shared zero page is recognised by its frame number, learnt
- * at open time from a page that is known to map it; without CAP_SYS_ADMIN
- * it cannot be told apart and reads as an ordinary present page.
+ * The kernel's shared zero page is recognised by its frame number
+ * (zeropfn.c); without CAP_SYS_ADMIN it cannot be told apart and reads as
+ * an ordinary present page.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,25 +19,12 @@
 #include <unistd.h>
 
 #include "mem/local.h"
+#include "mem/zeropfn.h"
 
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAPPED (1ull << 62)
 #define PM_FILE	   (1ull << 61)
 #define PM_PFN	   ((1ull << 55) - 1)
-
-static uint64_t learn_zero_pfn(int fd)
-{
-	volatile uint8_t *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uint64_t e = 0;
-
-	if (p == MAP_FAILED)
-		return 0;
-	(void)p[0]; /* a read fault maps the zero page */
-	if (pread(fd, &e, 8, (off_t)(((uintptr_t)p >> 12) * 8)) != 8)
-		e = 0;
-	munmap((void *)p, 4096);
-	return (e & PM_PRESENT) ? (e & PM_PFN) : 0;
-}
 
 int sp_pagemap_open(struct sp_pagemap *pm, int pid)
 {
@@ -51,7 +38,7 @@ int sp_pagemap_open(struct sp_pagemap *pm, int pid)
 	pm->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (pm->fd < 0)
 		return -errno;
-	pm->zero_pfn = learn_zero_pfn(pm->fd);
+	pm->zero_pfn = sp_zero_pfn();
 	return 0;
 }
 

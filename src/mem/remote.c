@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "mem/remote.h"
+#include "mem/zeropfn.h"
 
 /* PAGEMAP_SCAN (include/uapi/linux/fs.h, Linux 6.7); Debian 12's headers
  * predate it. */
@@ -52,26 +53,6 @@ struct pm_scan_arg {
 static struct sp_remote *R(struct sp_backend *b)
 {
 	return (struct sp_remote *)b;
-}
-
-/* The frame of the shared zero page, from our own pagemap (root only). */
-static uint64_t zero_pfn(void)
-{
-	volatile uint8_t *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uint64_t e = 0;
-	int fd;
-
-	if (p == MAP_FAILED)
-		return 0;
-	(void)p[0]; /* a read fault maps the zero page */
-	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (pread(fd, &e, 8, (off_t)(((uintptr_t)p >> 12) * 8)) != 8)
-			e = 0;
-		close(fd);
-	}
-	munmap((void *)p, 4096);
-	return (e & PM_PRESENT) ? (e & PM_PFN) : 0;
 }
 
 static long scan_ioctl(struct sp_remote *r, uintptr_t *pos, uintptr_t end, struct sp_range *out, size_t max,
@@ -394,7 +375,7 @@ int sp_remote_open(struct sp_remote *r, int pid)
 
 		return e == ENOENT ? -ESRCH : -e;
 	}
-	r->zero_pfn = zero_pfn();
+	r->zero_pfn = sp_zero_pfn();
 	/* probe PAGEMAP_SCAN on an empty range of address space */
 	r->have_scan = 1;
 	if (scan_ioctl(r, &pos, 4096, &rg, 1, 1) < 0)
