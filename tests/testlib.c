@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,14 +67,26 @@ static char saved[NKNOBS][64];
 static char saved_run[16];
 static int have_saved;
 
+/* KSM "knob" into path (no snprintf: these run in signal handlers too) */
+static void knob_path(char *path, size_t len, const char *knob)
+{
+	size_t a = strlen(KSM), b = strlen(knob);
+
+	if (a + b + 1 > len)
+		b = len - a - 1;
+	memcpy(path, KSM, a);
+	memcpy(path + a, knob, b);
+	path[a + b] = 0;
+}
+
 static int read_text(const char *knob, char *buf, size_t len)
 {
 	char path[256];
 	int fd;
 	ssize_t n;
 
-	snprintf(path, sizeof(path), KSM "%s", knob);
-	fd = open(path, O_RDONLY);
+	knob_path(path, sizeof(path), knob);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	n = read(fd, buf, len - 1);
@@ -91,8 +104,8 @@ int t_ksm_set(const char *knob, const char *value)
 	char path[256];
 	int fd, ok;
 
-	snprintf(path, sizeof(path), KSM "%s", knob);
-	fd = open(path, O_WRONLY);
+	knob_path(path, sizeof(path), knob);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
@@ -114,6 +127,15 @@ int t_ksm_available(void)
 	return access(KSM "run", W_OK) == 0;
 }
 
+static const int fatal[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+static void on_fatal(int sig)
+{
+	t_ksm_restore(); /* open/read/write/close only: async-signal-safe */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 void t_ksm_save(void)
 {
 	int lock;
@@ -130,11 +152,20 @@ void t_ksm_save(void)
 	read_text("run", saved_run, sizeof(saved_run));
 	have_saved = 1;
 	atexit(t_ksm_restore);
+	/* killed (ctest's timeout, ^C, a closed terminal): restore, then die
+	 * of the same signal so the caller sees what happened */
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
+		struct sigaction sa = {.sa_handler = on_fatal};
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(fatal[i], &sa, NULL);
+	}
 }
 
 void t_ksm_restore(void)
 {
-	if (!have_saved)
+	/* once, whichever comes first: exit, a signal, an explicit call */
+	if (!__atomic_exchange_n(&have_saved, 0, __ATOMIC_SEQ_CST))
 		return;
 	t_ksm_set("run", "2");
 	t_ksm_set("run", "0");
@@ -145,9 +176,13 @@ void t_ksm_restore(void)
 			continue;
 		if (l) { /* "[none] scan-time": the bracketed word is the value */
 			char word[64];
+			size_t n = 0;
 
-			snprintf(word, sizeof(word), "%s", l + 1);
-			*strchrnul(word, ']') = 0;
+			while (l[1 + n] && l[1 + n] != ']' && n < sizeof(word) - 1) {
+				word[n] = l[1 + n];
+				n++;
+			}
+			word[n] = 0;
 			t_ksm_set(knobs[i], word);
 		} else {
 			t_ksm_set(knobs[i], v);
