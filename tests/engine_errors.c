@@ -51,6 +51,12 @@ static void test_einval(void **state)
 	expect_errno(samepage_madvise(m, SIZE_MAX, SAMEPAGE_MERGEABLE), EINVAL);
 	expect_errno(samepage_stats(NULL), EINVAL);
 	expect_errno(samepage_region_stats(m + 8, TPAGE, &(struct samepage_region_stats){0}), EINVAL);
+	/* a length that wraps around the address space: EINVAL, as madvise
+	 * (it used to round to 0 pages and answer "nothing registered") */
+	expect_errno(samepage_region_stats(m, SIZE_MAX, &(struct samepage_region_stats){0}), EINVAL);
+	expect_errno(samepage_region_stats(m, SIZE_MAX - TPAGE, &(struct samepage_region_stats){0}), EINVAL);
+	expect_errno(samepage_region_stats(m + TPAGE, (size_t)0 - (uintptr_t)m, &(struct samepage_region_stats){0}),
+		     EINVAL);
 	/* nothing changed; accepted syntax still works */
 	assert_int_equal(samepage_get("pages_to_scan", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "100000");

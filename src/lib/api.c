@@ -232,12 +232,16 @@ SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_r
 	struct sp_engine *e = &sp_engine;
 	int err;
 
-	if (!out || ((uintptr_t)addr & (PAGE - 1)))
+	uintptr_t start = (uintptr_t)addr;
+	size_t alen = (len + PAGE - 1) & ~(PAGE - 1);
+
+	/* as madvise: a length that wraps past the end of the address space */
+	if (!out || (start & (PAGE - 1)) || (len && !alen) || start + alen < start)
 		return fail(EINVAL);
 	sp_engine_lock();
 	err = sp_engine_core();
 	if (!err)
-		sp_core_range_stats(&e->core, (uintptr_t)addr, (len + PAGE - 1) / PAGE, out);
+		sp_core_range_stats(&e->core, start, alen / PAGE, out);
 	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
