@@ -18,6 +18,11 @@
  *                 metadata; kernel: 64-byte rmap items from ksm_stat)
  *   batch_ms      the engine's longest uninterrupted batch (ksmd: n/a)
  *   saved_MiB     pages_sharing + ksm_zero_pages, in MiB
+ *   CAL/kpg TLB/kpg  function-call and TLB-shootdown interrupts (the CAL and
+ *                 TLB lines of /proc/interrupts, all CPUs) while settling,
+ *                 per 1000 merged pages (pages_shared + pages_sharing +
+ *                 ksm_zero_pages): what page-table changes cost the other
+ *                 CPUs. Machine-wide counts: anything else running adds in.
  *
  * Workloads (SIZE MiB each, default 1024):
  *   unique   every page different
@@ -57,6 +62,7 @@ static int verbose; /* -v: one line per full scan on stderr */
 struct result {
 	int ok;
 	double settle_s, cpu_s, kpages_per_cpu_s, meta_per_page, batch_ms, saved_mib;
+	double cal_per_kpage, tlb_per_kpage; /* IPIs while settling, per 1000 merged pages */
 	unsigned long long sharing, zero, shared;
 };
 
@@ -152,6 +158,40 @@ static void write_long(const char *path, long v)
 	close(fd);
 }
 
+/* The machine-wide count of one line of /proc/interrupts ("CAL", "TLB"),
+ * summed over CPUs; -1 where the line does not exist. */
+static long long interrupts(const char *name)
+{
+	char line[4096];
+	long long sum = -1;
+	size_t len = strlen(name);
+	FILE *f = fopen("/proc/interrupts", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *end;
+
+		while (*p == ' ')
+			p++;
+		if (strncmp(p, name, len) || p[len] != ':')
+			continue;
+		p += len + 1;
+		sum = 0;
+		for (;;) {
+			long long v = strtoll(p, &end, 10);
+
+			if (end == p)
+				break;
+			sum += v;
+			p = end;
+		}
+		break;
+	}
+	fclose(f);
+	return sum;
+}
+
 /* Settling, as both sides see it: a snapshot per full scan. */
 struct snap {
 	long long scans, sharing, zero, shared, scanned;
@@ -167,6 +207,8 @@ static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
 	struct snap s0, s, prev = {-1, -1, -1, -1, -1, 0};
 	double t0 = now_s();
 	int still = 0;
+
+	long long cal0 = interrupts("CAL"), tlb0 = interrupts("TLB");
 
 	get(&s0, ctx);
 	s = s0; /* the deadline may pass before the first sample */
@@ -203,6 +245,13 @@ static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
 	r->zero = (unsigned long long)s.zero;
 	r->shared = (unsigned long long)s.shared;
 	r->saved_mib = (double)(s.sharing + s.zero) * 4096 / (1 << 20);
+	{
+		double merged = (double)(s.shared + s.sharing + s.zero) / 1000.0;
+		long long cal = interrupts("CAL"), tlb = interrupts("TLB");
+
+		r->cal_per_kpage = merged > 0 && cal0 >= 0 ? (double)(cal - cal0) / merged : -1;
+		r->tlb_per_kpage = merged > 0 && tlb0 >= 0 ? (double)(tlb - tlb0) / merged : -1;
+	}
 }
 
 static void engine_snap(struct snap *s, void *ctx)
@@ -337,15 +386,18 @@ static void row(const char *who, const struct result *r)
 		snprintf(batch, sizeof(batch), "%.2f", r->batch_ms);
 	else
 		snprintf(batch, sizeof(batch), "n/a");
-	printf("  %-16s %9.2f %8.2f %13.0f %12.1f %9s %10.1f%s\n", who, r->settle_s, r->cpu_s, r->kpages_per_cpu_s,
-	       r->meta_per_page, batch, r->saved_mib, r->ok ? "" : "  (DID NOT SETTLE / FAILED)");
+	printf("  %-16s %9.2f %8.2f %13.0f %12.1f %9s %10.1f %8.1f %8.1f%s\n", who, r->settle_s, r->cpu_s,
+	       r->kpages_per_cpu_s, r->meta_per_page, batch, r->saved_mib, r->cal_per_kpage, r->tlb_per_kpage,
+	       r->ok ? "" : "  (DID NOT SETTLE / FAILED)");
 }
 
 static void ratio(const struct result *e, const struct result *k, int unique)
 {
-	printf("  %-16s %8.2fx %7.2fx %12.2fx %11.2fx %9s %9.2fx\n", "engine / ksmd", e->settle_s / k->settle_s,
-	       e->cpu_s / k->cpu_s, e->kpages_per_cpu_s / k->kpages_per_cpu_s, e->meta_per_page / k->meta_per_page, "",
-	       k->saved_mib > 0 ? e->saved_mib / k->saved_mib : 0.0);
+	printf("  %-16s %8.2fx %7.2fx %12.2fx %11.2fx %9s %9.2fx %7.2fx %7.2fx\n", "engine / ksmd",
+	       e->settle_s / k->settle_s, e->cpu_s / k->cpu_s, e->kpages_per_cpu_s / k->kpages_per_cpu_s,
+	       e->meta_per_page / k->meta_per_page, "", k->saved_mib > 0 ? e->saved_mib / k->saved_mib : 0.0,
+	       k->cal_per_kpage > 0 ? e->cal_per_kpage / k->cal_per_kpage : 0.0,
+	       k->tlb_per_kpage > 0 ? e->tlb_per_kpage / k->tlb_per_kpage : 0.0);
 	if (unique)
 		printf("  target: unique-page scan rate >= 5x ksmd: %s (%.1fx)\n",
 		       e->kpages_per_cpu_s >= 5 * k->kpages_per_cpu_s ? "MET" : "NOT MET",
@@ -407,8 +459,8 @@ int main(int argc, char **argv)
 	       "max_page_sharing 256, use_zero_pages 1. Settled: pages_sharing+ksm_zero_pages unchanged for 2 full "
 	       "scans.\n\n",
 	       size);
-	printf("  %-16s %9s %8s %13s %12s %9s %10s\n", "", "settle_s", "cpu_s", "kpages/cpu_s", "meta_B/page",
-	       "batch_ms", "saved_MiB");
+	printf("  %-16s %9s %8s %13s %12s %9s %10s %8s %8s\n", "", "settle_s", "cpu_s", "kpages/cpu_s", "meta_B/page",
+	       "batch_ms", "saved_MiB", "CAL/kpg", "TLB/kpg");
 	ws = strdup(list);
 	for (w = strtok_r(ws, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
 		size_t n = (size_t)size * 256;

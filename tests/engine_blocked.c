@@ -83,7 +83,7 @@ static void test_writers_on_frozen_pages(void **state)
 	for (size_t i = 0; i < NP; i++)
 		t_fill(mem + i * TPAGE, tag_of(i));
 	assert_int_equal(samepage_madvise(mem, NP * TPAGE, SAMEPAGE_MERGEABLE), 0);
-	assert_true(et_wait_merged(NP / 2, NP / 2, 10000));
+	assert_true(et_wait_merged(NP / 2, NP / 2, ET_PATIENCE_MS));
 	for (long i = 0; i < WRITERS; i++)
 		pthread_create(&t[i], NULL, writer, (void *)i);
 	while (t_now_ms() < end) {
@@ -97,7 +97,7 @@ static void test_writers_on_frozen_pages(void **state)
 		/* nobody is stuck: a writer left blocked never moves again, a
 		 * merely descheduled one moves within seconds */
 		for (int i = 0; i < WRITERS; i++) {
-			uint64_t give_up = t_now_ms() + 10000;
+			uint64_t give_up = t_now_ms() + ET_PATIENCE_MS;
 
 			while (__atomic_load_n(&writes[i], __ATOMIC_RELAXED) == before[i] && t_now_ms() < give_up)
 				usleep(1000);

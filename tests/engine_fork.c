@@ -48,7 +48,7 @@ static void child_engine(void)
 	CHILD_CHECK(samepage_madvise(c, 64 * TPAGE, SAMEPAGE_MERGEABLE) == 0);
 	CHILD_CHECK(samepage_set("sleep_millisecs", "1") == 0);
 	CHILD_CHECK(samepage_set("run", "1") == 0);
-	CHILD_CHECK(et_wait_merged(2, 62, 10000));
+	CHILD_CHECK(et_wait_merged(2, 62, ET_PATIENCE_MS));
 	for (size_t i = 0; i < 64; i++)
 		CHILD_CHECK(t_check(c + i * TPAGE, (uint32_t)(i % 2) + 100));
 	/* and fork again */
@@ -73,7 +73,7 @@ static void test_fork_while_merged(void **state)
 	for (size_t i = 0; i < NP; i++)
 		t_fill(m + i * TPAGE, (uint32_t)(i % NCONT) + 1);
 	assert_int_equal(samepage_madvise(m, NP * TPAGE, SAMEPAGE_MERGEABLE), 0);
-	assert_true(et_wait_merged(NCONT, NP - NCONT, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT, ET_PATIENCE_MS));
 	assert_int_equal(pipe(to_child), 0);
 	assert_int_equal(pipe(to_parent), 0);
 	pid = fork();
@@ -132,7 +132,7 @@ static void test_fork_during_scans(void **state)
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		t_fill(m + (size_t)k * 7 * TPAGE, (uint32_t)((k * 7) % NCONT) + 1);
 	}
-	assert_true(et_wait_merged(NCONT, NP - NCONT, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT, ET_PATIENCE_MS));
 	assert_int_equal(samepage_munmap(m, NP * TPAGE), 0);
 }
 

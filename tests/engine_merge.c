@@ -33,7 +33,7 @@ static char *merged_area(void)
 	for (size_t i = 0; i < NP; i++)
 		t_fill(m + i * TPAGE, (uint32_t)(i % NCONT) + 1);
 	assert_int_equal(samepage_madvise(m, NP * TPAGE, SAMEPAGE_MERGEABLE), 0);
-	assert_true(et_wait_merged(NCONT, NP - NCONT, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT, ET_PATIENCE_MS));
 	return m;
 }
 
@@ -58,7 +58,7 @@ static void test_merge(void **state)
 	assert_int_equal(rs.registered_pages, NP);
 	assert_int_equal(rs.merging_pages, NP);
 	/* settled: more scans change nothing */
-	assert_int_equal(samepage_wait_scans(2, 10000), 0);
+	assert_int_equal(samepage_wait_scans(2, ET_PATIENCE_MS), 0);
 	assert_true(et_wait_merged(NCONT, NP - NCONT, 1));
 	assert_int_equal(samepage_munmap(m, NP * TPAGE), 0);
 	assert_true(et_wait_merged(0, 0, 1));
@@ -74,10 +74,10 @@ static void test_cow_after_merge(void **state)
 	check_area(m, 5);
 	assert_int_equal(et_file_pages(m + 5 * TPAGE, 1), 0);
 	assert_int_equal(et_file_pages(m + 13 * TPAGE, 1), 1); /* same content, untouched */
-	assert_true(et_wait_merged(NCONT, NP - NCONT - 1, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT - 1, ET_PATIENCE_MS));
 	m[5 * TPAGE + 17] = 0;
 	t_fill(m + 5 * TPAGE, 6); /* back to its content: merges again */
-	assert_true(et_wait_merged(NCONT, NP - NCONT, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT, ET_PATIENCE_MS));
 	check_area(m, NP);
 	assert_int_equal(samepage_munmap(m, NP * TPAGE), 0);
 }
@@ -107,7 +107,7 @@ static void test_kernel_writes(void **state)
 		if (i < 8 || i > 10)
 			assert_true(t_check(m + i * TPAGE, (uint32_t)(i % NCONT) + 1));
 	/* the scanner sees the three new private pages: 777 x2 merges */
-	assert_true(et_wait_merged(NCONT + 1, NP - NCONT - 2, 10000));
+	assert_true(et_wait_merged(NCONT + 1, NP - NCONT - 2, ET_PATIENCE_MS));
 	close(p[0]);
 	close(p[1]);
 	close(sv[0]);
@@ -132,7 +132,7 @@ static void test_run2_unmerges(void **state)
 	assert_int_equal(errno, ETIMEDOUT);
 	assert_true(et_wait_merged(0, 0, 1));
 	assert_int_equal(samepage_set("run", "1"), 0);
-	assert_true(et_wait_merged(NCONT, NP - NCONT, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT, ET_PATIENCE_MS));
 	check_area(m, NP);
 	assert_int_equal(samepage_munmap(m, NP * TPAGE), 0);
 }
@@ -148,7 +148,7 @@ static void test_zero_pages(void **state)
 		t_fill(m + i * TPAGE, i < NP / 2 ? 0 : 3);
 	assert_int_equal(samepage_set("use_zero_pages", "1"), 0);
 	assert_int_equal(samepage_madvise(m, NP * TPAGE, SAMEPAGE_MERGEABLE), 0);
-	end = t_now_ms() + 10000;
+	end = t_now_ms() + ET_PATIENCE_MS;
 	do {
 		s = et_stats();
 		usleep(1000);
@@ -181,7 +181,7 @@ static void test_zero_write_to_merged_page(void **state)
 	assert_int_equal(samepage_set("use_zero_pages", "1"), 0);
 	for (size_t i = 0; i < 64; i++)
 		memset(m + i * TPAGE, 0, TPAGE);
-	assert_int_equal(samepage_wait_scans(4, 10000), 0);
+	assert_int_equal(samepage_wait_scans(4, ET_PATIENCE_MS), 0);
 	for (size_t i = 0; i < NP; i++)
 		assert_true(t_check(m + i * TPAGE, i < 64 ? 0 : (uint32_t)(i % NCONT) + 1));
 	assert_int_equal(samepage_munmap(m, NP * TPAGE), 0);
@@ -214,7 +214,7 @@ static void test_unregister_part(void **state)
 	assert_int_equal(samepage_madvise(m + 256 * TPAGE, 512 * TPAGE, SAMEPAGE_UNMERGEABLE), 0);
 	check_area(m, NP);
 	assert_int_equal(et_file_pages(m + 256 * TPAGE, 512), 0);
-	assert_true(et_wait_merged(NCONT, 512 - NCONT, 10000));
+	assert_true(et_wait_merged(NCONT, 512 - NCONT, ET_PATIENCE_MS));
 	assert_int_equal(madvise(m + 256 * TPAGE, 512 * TPAGE, MADV_DONTNEED), 0);
 	assert_true(t_check(m + 300 * TPAGE, 0));
 	assert_true(t_check(m + 255 * TPAGE, 255 % NCONT + 1));

@@ -39,7 +39,7 @@ static void test_metrics_text(void **state)
 	for (size_t i = 0; i < NP; i++)
 		t_fill(m + i * TPAGE, (uint32_t)(i % 8) + 1);
 	assert_int_equal(samepage_madvise(m, NP * TPAGE, SAMEPAGE_MERGEABLE), 0);
-	assert_true(et_wait_merged(8, NP - 8, 10000));
+	assert_true(et_wait_merged(8, NP - 8, ET_PATIENCE_MS));
 	assert_int_equal(samepage_metrics(buf, sizeof(buf)), 0);
 	assert_int_equal(samepage_stats(&st), 0);
 	assert_int_equal((uint64_t)value_of(buf, "samepage_engine_pages_shared"), st.pages_shared);

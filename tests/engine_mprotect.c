@@ -61,9 +61,9 @@ static void test_merged_then_readonly(void **state)
 	for (size_t i = 0; i < NP; i++)
 		t_fill(m + i * TPAGE, (uint32_t)(i % NCONT) + 1);
 	assert_int_equal(samepage_madvise(m, NP * TPAGE, SAMEPAGE_MERGEABLE), 0);
-	assert_true(et_wait_merged(NCONT, NP - NCONT, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT, ET_PATIENCE_MS));
 	assert_int_equal(mprotect(m, NP * TPAGE, PROT_READ), 0);
-	assert_int_equal(samepage_wait_scans(2, 10000), 0);
+	assert_int_equal(samepage_wait_scans(2, ET_PATIENCE_MS), 0);
 	check(m);
 	assert_true(write_faults(m + 5 * TPAGE));
 	assert_true(et_wait_merged(NCONT, NP - NCONT, 1));
@@ -74,12 +74,12 @@ static void test_merged_then_readonly(void **state)
 	assert_true(et_maps_are(m, NP * TPAGE, "r--p", 1));
 	assert_true(write_faults(m + 5 * TPAGE));
 	assert_int_equal(samepage_set("run", "1"), 0);
-	assert_true(et_wait_merged(NCONT, NP - NCONT, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT, ET_PATIENCE_MS));
 	assert_int_equal(mprotect(m, NP * TPAGE, PROT_READ | PROT_WRITE), 0);
 	m[5 * TPAGE] = 'w';
 	assert_int_equal(m[5 * TPAGE], 'w');
 	assert_true(t_check(m + 9 * TPAGE, 9 % NCONT + 1));
-	assert_true(et_wait_merged(NCONT, NP - NCONT - 1, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT - 1, ET_PATIENCE_MS));
 	assert_int_equal(samepage_munmap(m, NP * TPAGE), 0);
 }
 
@@ -93,7 +93,7 @@ static void test_readonly_then_merged(void **state)
 		t_fill(m + i * TPAGE, (uint32_t)(i % NCONT) + 1);
 	assert_int_equal(samepage_madvise(m, NP * TPAGE, SAMEPAGE_MERGEABLE), 0);
 	assert_int_equal(mprotect(m, NP * TPAGE, PROT_READ), 0);
-	assert_true(et_wait_merged(NCONT, NP - NCONT, 10000));
+	assert_true(et_wait_merged(NCONT, NP - NCONT, ET_PATIENCE_MS));
 	check(m);
 	if (!et_maps_are(m, NP * TPAGE, "r--p", 0))
 		printf("  merged read-only pages are mapped writable now\n");

@@ -20,6 +20,12 @@
 #include "samepage.h"
 #include "testlib.h"
 
+/* How long a test waits for the engine to reach a count before calling it
+ * stuck. Long on purpose: on a busy machine (both CPUs taken, sanitizers)
+ * the scanner is slow, and only a real defect may fail a test; a healthy
+ * engine ends every wait early. */
+#define ET_PATIENCE_MS 120000
+
 /* Fast scanning for tests. Returns 0, or 77 (skip) if the engine cannot
  * run here (no userfaultfd), printing why. */
 static inline int et_start(void)

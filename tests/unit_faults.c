@@ -217,12 +217,73 @@ static void test_restore_fails(void **state)
 	assert_int_equal(hit, 3);
 }
 
+/* Every page a merge gives up on counts once in merge_failures, whatever
+ * the reason and the kind of run; the partners of a failed pair go back to
+ * the unstable index (pages_unshared), whichever step failed. Layout: 8
+ * pages, their 8 twins, 4 zero pages, 4 copies of page 0 (they join its
+ * stable page once it exists), a sentinel. */
+static void count_failures(enum fault f, uint64_t want_failures, uint64_t want_unshared)
+{
+	struct tcore t;
+
+	tc_init(&t, 25, 64);
+	t.c.knobs.use_zero_pages = 1;
+	for (size_t i = 0; i < 16; i++)
+		tc_fill(&t, i, (uint32_t)(i % 8) + 1);
+	for (size_t i = 16; i < 20; i++)
+		tc_fill(&t, i, 0);
+	for (size_t i = 20; i < 24; i++)
+		tc_fill(&t, i, 1);
+	tc_fill(&t, 24, 31337);
+	tc_track(&t, 0, 25);
+	tc_pass(&t); /* first visits: hashes only */
+	if (f == F_BUDGET)
+		t.f.budget = 0;
+	else
+		*counter(&t, f) = 1; /* the first call fails */
+	tc_pass(&t);
+	tc_consistent(&t);
+	printf("  %-12s merge_failures %llu, pages_unshared %llu\n", fault_name[f],
+	       (unsigned long long)t.c.cnt.merge_failures, (unsigned long long)tc_stats(&t).pages_unshared);
+	assert_int_equal(t.c.cnt.merge_failures, want_failures);
+	assert_int_equal(tc_stats(&t).pages_unshared, want_unshared);
+	if (f != F_BUDGET)
+		*counter(&t, f) = 0;
+	t.f.budget = 1 << 30;
+	tc_passes(&t, 2);
+	tc_consistent(&t);
+	assert_int_equal(tc_stats(&t).pages_shared, 8);
+	assert_int_equal(tc_stats(&t).pages_sharing, 12);
+	assert_int_equal(tc_stats(&t).ksm_zero_pages, 4);
+	tc_destroy(&t);
+}
+
+static void test_failures_counted_per_page(void **state)
+{
+	(void)state;
+	/* pass 2: the pair run of 8 (pages 8-15 with 0-7) fails as a whole:
+	 * 8 failures, partners 0-7 back in the index; then the copies of
+	 * page 0 pair with it (it is back) and join that stable page one by
+	 * one: unshared = pages 1-7 + the sentinel */
+	count_failures(F_ALLOC, 8, 8);
+	count_failures(F_FREEZE, 8, 8);
+	/* this side's remap failed, the partners' side is merged (stable
+	 * pages with one sharer each), so the copies join page 0's */
+	count_failures(F_REMAP, 8, 1);
+	/* no mapping may be made: the pair run, then each copy of page 0 in
+	 * turn pairing with page 0 (4), fail; zero pages need no mapping */
+	count_failures(F_BUDGET, 8 + 4, 8 + 1);
+	/* the zero run fails; zero pages never enter the unstable index */
+	count_failures(F_ZAP, 4, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_merge_faults),
 		cmocka_unit_test(test_unmerge_fails),
 		cmocka_unit_test(test_restore_fails),
+		cmocka_unit_test(test_failures_counted_per_page),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,10 +6,12 @@
  *   1. freeze the run(s): from here on nobody can change the content;
  *   2. re-read and compare: hashes only nominated the pages, memcmp of the
  *      frozen copies decides;
- *   3. remap the matching sub-runs (this also wakes blocked writers), thaw
- *      the rest.
+ *   3. remap the matching sub-runs, thaw the rest; writers that blocked on
+ *      remapped pages are woken once per batch (wake_blocked in scan.c),
+ *      when nothing is frozen any more.
  * Counters change only after the backend confirmed the remap, so a failed
- * remap leaves both the memory and the statistics as they were.
+ * remap leaves both the memory and the statistics as they were; every page
+ * that was not merged counts once in merge_failures (not_merged()).
  */
 #include <errno.h>
 #include <string.h>
@@ -83,6 +85,42 @@ static int have_budget(struct sp_core *c)
 	return 0;
 }
 
+/* Pages [k, j) of run r were not merged (mapping budget, freeze, changed
+ * content, no store page or node, remap): every such page counts once in
+ * merge_failures, whatever the reason and the kind of run. The partners of
+ * a pair run left the unstable index when the run was formed; those still
+ * unmerged go back, as the kernel leaves the tree page in its unstable tree
+ * when merging two pages fails. */
+static void not_merged(struct sp_core *c, const struct sp_run *r, uint32_t k, uint32_t j)
+{
+	c->cnt.merge_failures += j - k;
+	if (r->kind != SP_RUN_PAIR)
+		return;
+	for (uint32_t m = k; m < j; m++) {
+		struct sp_item *pt = sp_rmap_item(&c->rmap, r->partner0 + m);
+
+		if (!(pt->flags & (SP_IT_STABLE | SP_IT_UNSTABLE))) {
+			sp_unstable_insert(&c->unstable, &c->rmap, r->partner0 + m);
+			c->cnt.pages_unshared++;
+		}
+	}
+}
+
+/* Item of batch page i0 + m of the run, and of its partner. */
+static struct sp_item *run_item(struct sp_core *c, const struct sp_run *r, uint32_t m)
+{
+	return sp_rmap_item(&c->rmap, r->id0 + r->i0 + m);
+}
+
+/* The item becomes a sharer of node. */
+static void join_node(struct sp_core *c, struct sp_item *it, uint32_t node)
+{
+	sp_stable_get(&c->stable, node);
+	sp_core_seen(c, it);
+	it->flags |= SP_IT_STABLE | SP_IT_FILEMAP;
+	it->link = node;
+}
+
 static void merge_stable(struct sp_core *c, struct sp_run *r)
 {
 	const struct sp_backend_ops *o = c->be->ops;
@@ -92,7 +130,7 @@ static void merge_stable(struct sp_core *c, struct sp_run *r)
 	long got;
 
 	if (!have_budget(c) || o->freeze(c->be, addr, r->n)) {
-		c->cnt.merge_failures++;
+		not_merged(c, r, 0, r->n);
 		return;
 	}
 	got = o->read(c->be, addr, r->n, c->verify);
@@ -109,17 +147,11 @@ static void merge_stable(struct sp_core *c, struct sp_run *r)
 		if (!ok[k] ||
 		    o->remap(c->be, a, j - k, r->pg0 + k, joins(c, r->region, r->id0 + r->i0 + k, j - k, r->pg0 + k))) {
 			thaw(c, a, j - k);
-			c->cnt.merge_failures++;
+			not_merged(c, r, k, j);
 			continue;
 		}
-		for (uint32_t m = k; m < j; m++) {
-			struct sp_item *it = sp_rmap_item(&c->rmap, r->id0 + r->i0 + m);
-
-			sp_stable_get(&c->stable, r->nodes[m]);
-			sp_core_seen(c, it);
-			it->flags |= SP_IT_STABLE | SP_IT_FILEMAP;
-			it->link = r->nodes[m];
-		}
+		for (uint32_t m = k; m < j; m++)
+			join_node(c, run_item(c, r, m), r->nodes[m]);
 	}
 }
 
@@ -145,23 +177,19 @@ static int new_nodes(struct sp_core *c, struct sp_run *r, uint32_t k, uint32_t j
 	return 0;
 }
 
-static void merge_pair(struct sp_core *c, struct sp_run *r)
+/* Freezes both sides of a pair run and reads them; ok[k]: page k and its
+ * partner are equal and still what was hashed. 0, or -1 with nothing
+ * frozen. */
+static int freeze_and_compare(struct sp_core *c, struct sp_run *r, uintptr_t addr, uintptr_t paddr, uint8_t *ok)
 {
 	const struct sp_backend_ops *o = c->be->ops;
-	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
-	uintptr_t paddr = sp_rmap_addr(&c->rmap, r->partner_region, r->partner0);
-	uint8_t ok[SP_BATCH_MAX];
-	uint32_t k, j, m;
 	long got, pgot;
 
-	if (!have_budget(c) || o->freeze(c->be, addr, r->n)) {
-		c->cnt.merge_failures++;
-		goto requeue;
-	}
+	if (!have_budget(c) || o->freeze(c->be, addr, r->n))
+		return -1;
 	if (o->freeze(c->be, paddr, r->n)) {
 		thaw(c, addr, r->n);
-		c->cnt.merge_failures++;
-		goto requeue;
+		return -1;
 	}
 	if (o->read2) {
 		got = o->read2(c->be, addr, c->verify, paddr, c->partner, r->n, &pgot);
@@ -169,77 +197,78 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 		got = o->read(c->be, addr, r->n, c->verify);
 		pgot = o->read(c->be, paddr, r->n, c->partner);
 	}
-	for (k = 0; k < r->n; k++) {
+	for (uint32_t k = 0; k < r->n; k++) {
 		size_t off = (size_t)k * PAGE;
 
-		/* equal to each other, and still what was hashed */
 		ok[k] = (long)k < got && (long)k < pgot && !memcmp(c->verify + off, c->partner + off, PAGE) &&
 			!memcmp(c->verify + off, c->buf + (size_t)(r->i0 + k) * PAGE, PAGE);
 	}
-	for (k = 0; k < r->n; k = j) {
-		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
-		uintptr_t pa = paddr + ((uintptr_t)k << SP_PAGE_SHIFT);
-		uint64_t pg;
-		int mine, theirs;
+	return 0;
+}
 
-		j = span(ok, k, r->n);
-		if (!ok[k] || o->store_alloc(c->be, j - k, run_node(c, r), &pg)) {
-			thaw(c, a, j - k);
-			thaw(c, pa, j - k);
-			if (ok[k])
-				c->cnt.merge_failures++;
-			continue;
-		}
-		/* the nodes exist before anything maps the pages: if one
-		 * cannot be made, nothing is remapped */
-		if (new_nodes(c, r, k, j, pg)) {
-			thaw(c, a, j - k);
-			thaw(c, pa, j - k);
-			c->cnt.merge_failures++;
-			continue;
-		}
-		for (m = k; m < j; m++)
-			memcpy(o->store_page(c->be, pg + m - k), c->verify + (size_t)m * PAGE, PAGE);
-		c->remapped = 1;
-		mine = o->remap(c->be, a, j - k, pg, joins(c, r->region, r->id0 + r->i0 + k, j - k, pg));
-		if (mine)
-			thaw(c, a, j - k);
-		theirs = o->remap(c->be, pa, j - k, pg, joins(c, r->partner_region, r->partner0 + k, j - k, pg));
-		if (theirs)
-			thaw(c, pa, j - k);
-		for (m = k; m < j; m++) {
-			struct sp_item *it = sp_rmap_item(&c->rmap, r->id0 + r->i0 + m);
-			struct sp_item *pt = sp_rmap_item(&c->rmap, r->partner0 + m);
-			uint32_t node = r->nodes[m];
+/* Pages [k, j) of a frozen pair run, all verified equal: new store pages,
+ * their nodes, then both sides remapped. Unfreezes both sides. */
+static void merge_pair_span(struct sp_core *c, struct sp_run *r, uintptr_t addr, uintptr_t paddr, uint32_t k,
+			    uint32_t j)
+{
+	const struct sp_backend_ops *o = c->be->ops;
+	uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT), pa = paddr + ((uintptr_t)k << SP_PAGE_SHIFT);
+	uint64_t pg;
+	int mine, theirs;
 
-			if (mine && theirs) { /* nobody maps it */
-				o->store_free(c->be, sp_stable_discard(&c->stable, node));
-				continue;
-			}
-			if (!mine) {
-				sp_stable_get(&c->stable, node);
-				it->flags |= SP_IT_STABLE | SP_IT_FILEMAP;
-				it->link = node;
-			}
-			if (!theirs) {
-				sp_stable_get(&c->stable, node);
-				pt->flags |= SP_IT_STABLE | SP_IT_FILEMAP;
-				pt->link = node;
-			}
-		}
-		if (mine || theirs)
-			c->cnt.merge_failures++;
+	/* the nodes exist before anything maps the pages: if one cannot be
+	 * made, nothing is remapped */
+	if (o->store_alloc(c->be, j - k, run_node(c, r), &pg) || new_nodes(c, r, k, j, pg)) {
+		thaw(c, a, j - k);
+		thaw(c, pa, j - k);
+		not_merged(c, r, k, j);
+		return;
 	}
-	return;
-requeue:
-	/* the partners left the unstable index when the run was formed */
-	for (k = 0; k < r->n; k++) {
-		struct sp_item *pt = sp_rmap_item(&c->rmap, r->partner0 + k);
+	for (uint32_t m = k; m < j; m++)
+		memcpy(o->store_page(c->be, pg + m - k), c->verify + (size_t)m * PAGE, PAGE);
+	c->remapped = 1;
+	mine = o->remap(c->be, a, j - k, pg, joins(c, r->region, r->id0 + r->i0 + k, j - k, pg));
+	if (mine)
+		thaw(c, a, j - k);
+	theirs = o->remap(c->be, pa, j - k, pg, joins(c, r->partner_region, r->partner0 + k, j - k, pg));
+	if (theirs)
+		thaw(c, pa, j - k);
+	for (uint32_t m = k; m < j; m++) {
+		uint32_t node = r->nodes[m];
 
-		if (!(pt->flags & SP_IT_STABLE)) {
-			sp_unstable_insert(&c->unstable, &c->rmap, r->partner0 + k);
-			c->cnt.pages_unshared++;
+		if (mine && theirs) { /* nobody maps it */
+			o->store_free(c->be, sp_stable_discard(&c->stable, node));
+			continue;
 		}
+		if (!mine)
+			join_node(c, run_item(c, r, m), node);
+		if (!theirs)
+			join_node(c, sp_rmap_item(&c->rmap, r->partner0 + m), node);
+	}
+	if (mine || theirs)
+		not_merged(c, r, k, j); /* one side (or both) stays as it was */
+}
+
+static void merge_pair(struct sp_core *c, struct sp_run *r)
+{
+	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
+	uintptr_t paddr = sp_rmap_addr(&c->rmap, r->partner_region, r->partner0);
+	uint8_t ok[SP_BATCH_MAX];
+	uint32_t k, j;
+
+	if (freeze_and_compare(c, r, addr, paddr, ok)) {
+		not_merged(c, r, 0, r->n);
+		return;
+	}
+	for (k = 0; k < r->n; k = j) {
+		j = span(ok, k, r->n);
+		if (ok[k]) {
+			merge_pair_span(c, r, addr, paddr, k, j);
+			continue;
+		}
+		thaw(c, addr + ((uintptr_t)k << SP_PAGE_SHIFT), j - k);
+		thaw(c, paddr + ((uintptr_t)k << SP_PAGE_SHIFT), j - k);
+		not_merged(c, r, k, j);
 	}
 }
 
@@ -253,7 +282,7 @@ static void merge_zero(struct sp_core *c, struct sp_run *r)
 	long got;
 
 	if (o->freeze(c->be, addr, r->n)) {
-		c->cnt.merge_failures++;
+		not_merged(c, r, 0, r->n);
 		return;
 	}
 	got = o->read(c->be, addr, r->n, c->verify);
@@ -265,10 +294,11 @@ static void merge_zero(struct sp_core *c, struct sp_run *r)
 		j = span(ok, k, r->n);
 		if (!ok[k] || o->zap(c->be, a, j - k)) {
 			thaw(c, a, j - k);
+			not_merged(c, r, k, j);
 			continue;
 		}
 		for (uint32_t m = k; m < j; m++) {
-			struct sp_item *it = sp_rmap_item(&c->rmap, r->id0 + r->i0 + m);
+			struct sp_item *it = run_item(c, r, m);
 
 			/* the zero page is not tracked, as the kernel drops its item */
 			sp_core_unseen(c, it);
