@@ -28,7 +28,7 @@
 #include <cmocka.h>
 
 #include "core/core.h"
-#include "mem/fake.h"
+#include "fake.h"
 #include "samepage.h"
 
 struct tcore {

@@ -33,7 +33,6 @@ struct sp_run {
 	uint32_t nodes[SP_BATCH_MAX]; /* SP_RUN_STABLE: node per page          */
 	uint32_t partner0;	      /* SP_RUN_PAIR: partner id of the first page   */
 	uint32_t partner_region;
-	uint32_t group; /* SP_RUN_PAIR: existing group of this content */
 };
 
 /* Executes and empties the run. */

@@ -31,8 +31,6 @@
  * the end of a scan costs no walk over every page (it took 0.5 ms at 1 GiB,
  * half of a batch's time bound).
  */
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -50,32 +48,6 @@ struct verdict {
 	uint64_t pg;	  /* CLS_STABLE: its store page                          */
 	uint32_t partner; /* CLS_PAIR                                            */
 };
-
-int sp_core_init(struct sp_core *c, struct sp_backend *be)
-{
-	memset(c, 0, sizeof(*c));
-	c->be = be;
-	sp_knobs_defaults(&c->knobs);
-	c->buf = malloc(3 * SP_BATCH_MAX * PAGE);
-	if (!c->buf || sp_rmap_init(&c->rmap) || sp_stable_init(&c->stable) || sp_unstable_init(&c->unstable)) {
-		sp_core_destroy(c);
-		return -ENOMEM;
-	}
-	c->verify = c->buf + SP_BATCH_MAX * PAGE;
-	c->partner = c->verify + SP_BATCH_MAX * PAGE;
-	return 0;
-}
-
-void sp_core_destroy(struct sp_core *c)
-{
-	free(c->buf);
-	sp_rmap_destroy(&c->rmap);
-	if (c->stable.nodes)
-		sp_stable_destroy(&c->stable);
-	if (c->unstable.buckets)
-		sp_unstable_destroy(&c->unstable);
-	memset(c, 0, sizeof(*c));
-}
 
 static int is_zero(const uint8_t *p)
 {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mem/fake.h"
+#include "fake.h"
 
 #define PAGE SP_PAGE_SIZE
 
