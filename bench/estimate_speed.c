@@ -27,16 +27,9 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
+#include "util/clock.h"
 
 #define BASE_PAGES 4096
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static pid_t target(size_t npages)
 {
@@ -89,7 +82,7 @@ static double run(const char *bin, pid_t pid, double *wall, long *maxrss)
 	struct rusage ru;
 	pid_t c;
 	int st;
-	double t0 = now();
+	double t0 = sp_mono_s();
 
 	snprintf(p, sizeof(p), "%d", pid);
 	c = fork();
@@ -100,7 +93,7 @@ static double run(const char *bin, pid_t pid, double *wall, long *maxrss)
 		_exit(127);
 	}
 	wait4(c, &st, 0, &ru);
-	*wall = now() - t0;
+	*wall = sp_mono_s() - t0;
 	*maxrss = ru.ru_maxrss;
 	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 		fprintf(stderr, "estimate failed (status %d)\n", st);

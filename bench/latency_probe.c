@@ -34,6 +34,7 @@
 
 #include "samepage.h"
 #include "../tests/testlib.h"
+#include "util/clock.h"
 
 struct probe {
 	int cpu;
@@ -41,14 +42,6 @@ struct probe {
 	double *lat_us;
 	size_t n, cap;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void pin(int cpu)
 {
@@ -65,13 +58,13 @@ static void *probe_thread(void *arg)
 	uint64_t end;
 
 	pin(p->cpu);
-	end = now_ns() + (uint64_t)(p->seconds * 1e9);
-	while (now_ns() < end && p->n < p->cap) {
+	end = sp_mono_ns() + (uint64_t)(p->seconds * 1e9);
+	while (sp_mono_ns() < end && p->n < p->cap) {
 		struct timespec d = {0, 1000000};
-		uint64_t t0 = now_ns();
+		uint64_t t0 = sp_mono_ns();
 
 		clock_nanosleep(CLOCK_MONOTONIC, 0, &d, NULL);
-		p->lat_us[p->n++] = (double)(now_ns() - t0 - 1000000) / 1000.0;
+		p->lat_us[p->n++] = (double)(sp_mono_ns() - t0 - 1000000) / 1000.0;
 	}
 	return NULL;
 }

@@ -29,14 +29,7 @@
 
 #include "samepage.h"
 #include "../tests/testlib.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "util/clock.h"
 
 static uint8_t *workload(size_t pages, uint32_t seed)
 {
@@ -149,7 +142,7 @@ static void advisor(size_t pages, int target, int nscans)
 	uint8_t *parts[4];
 	char t[32];
 	int added = 1;
-	double t0 = now_s(), c0 = engine_cpu();
+	double t0 = sp_mono_s(), c0 = engine_cpu();
 	long scans0;
 
 	printf("== advisor_mode=scan-time, advisor_target_scan_time=%d s, memory growing %zu MiB at a time ==\n",
@@ -175,7 +168,7 @@ static void advisor(size_t pages, int target, int nscans)
 			printf("timed out waiting for a full scan\n");
 			break;
 		}
-		t1 = now_s();
+		t1 = sp_mono_s();
 		c1 = engine_cpu();
 		samepage_get("pages_to_scan", pts, sizeof(pts));
 		printf("%5ld %7zu MiB %12.1f %10.1f %8zu %14s\n", engine_scans() - scans0, added * quarter / 256,

@@ -19,16 +19,9 @@
 #include <unistd.h>
 
 #include "samepage.h"
+#include "util/clock.h"
 
 #define PAGES 262144ul
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
 
 static int measure(const char *threads)
 {
@@ -53,9 +46,9 @@ static int measure(const char *threads)
 	}
 	samepage_wait_scans(2, 60000);
 	samepage_stats(&a);
-	t0 = now_s();
+	t0 = sp_mono_s();
 	samepage_wait_scans(4, 60000);
-	t1 = now_s();
+	t1 = sp_mono_s();
 	samepage_stats(&b);
 	printf("scan_threads %-3s %6.0f k pages/s wall %6.0f k pages/CPU-s\n", threads,
 	       (double)(b.pages_scanned - a.pages_scanned) / (t1 - t0) / 1e3,

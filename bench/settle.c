@@ -54,6 +54,7 @@
 
 #include "samepage.h"
 #include "../tests/testlib.h"
+#include "util/clock.h"
 
 #define TIMEOUT_MS (20 * 60 * 1000)
 
@@ -65,14 +66,6 @@ struct result {
 	double cal_per_kpage, tlb_per_kpage; /* IPIs while settling, per 1000 merged pages */
 	unsigned long long sharing, zero, shared;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -205,7 +198,7 @@ typedef void (*snap_fn)(struct snap *s, void *ctx);
 static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
 {
 	struct snap s0, s, prev = {-1, -1, -1, -1, -1, 0};
-	double t0 = now_s();
+	double t0 = sp_mono_s();
 	int still = 0;
 
 	long long cal0 = interrupts("CAL"), tlb0 = interrupts("TLB");
@@ -213,7 +206,7 @@ static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
 	get(&s0, ctx);
 	s = s0; /* the deadline may pass before the first sample */
 	prev = s0;
-	while ((now_s() - t0) * 1000 < TIMEOUT_MS) {
+	while ((sp_mono_s() - t0) * 1000 < TIMEOUT_MS) {
 		get(&s, ctx);
 		if (s.scans == prev.scans) {
 			usleep(2000); /* polling counters, with a deadline */
@@ -222,7 +215,7 @@ static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
 		if (verbose)
 			fprintf(stderr,
 				"  scan %3lld  t %6.3f s  cpu %6.3f s  sharing %8lld  zero %8lld  scanned %10lld\n",
-				s.scans - s0.scans, now_s() - t0, s.cpu - s0.cpu, s.sharing, s.zero,
+				s.scans - s0.scans, sp_mono_s() - t0, s.cpu - s0.cpu, s.sharing, s.zero,
 				s.scanned - s0.scanned);
 		if (fixed_scans) {
 			if (s.scans - s0.scans >= fixed_scans)
@@ -237,8 +230,8 @@ static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
 		}
 		prev = s;
 	}
-	r->ok = (now_s() - t0) * 1000 < TIMEOUT_MS;
-	r->settle_s = now_s() - t0;
+	r->ok = (sp_mono_s() - t0) * 1000 < TIMEOUT_MS;
+	r->settle_s = sp_mono_s() - t0;
 	r->cpu_s = s.cpu - s0.cpu;
 	r->kpages_per_cpu_s = r->cpu_s > 0 ? (double)(s.scanned - s0.scanned) / r->cpu_s / 1e3 : 0;
 	r->sharing = (unsigned long long)s.sharing;

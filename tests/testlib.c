@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "testlib.h"
+#include "util/clock.h"
 
 void t_fill(void *page, uint32_t tag)
 {
@@ -31,10 +32,7 @@ int t_check(const void *page, uint32_t tag)
 
 uint64_t t_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return sp_mono_ns() / 1000000;
 }
 
 void *t_map(size_t npages)

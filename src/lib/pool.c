@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "lib/pool.h"
+#include "util/clock.h"
 
 /* Claims and runs chunks of generation gen until there are none left. */
 static void work(struct sp_pool *p, uint32_t gen, struct sp_core *c, uintptr_t addr, uint32_t n, uint32_t nchunks,
@@ -36,14 +37,6 @@ static void work(struct sp_pool *p, uint32_t gen, struct sp_core *c, uintptr_t a
 				  need);
 		__atomic_add_fetch(&p->done, 1, __ATOMIC_RELEASE);
 	}
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static void *helper(void *arg)
@@ -77,9 +70,9 @@ static void *helper(void *arg)
 		nchunks = p->nchunks;
 		need = p->need;
 		pthread_mutex_unlock(&p->lock);
-		cpu = thread_cpu_ns();
+		cpu = sp_thread_cpu_ns();
 		work(p, gen, c, addr, n, nchunks, need);
-		__atomic_add_fetch(&p->cpu_ns, thread_cpu_ns() - cpu, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&p->cpu_ns, sp_thread_cpu_ns() - cpu, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);

@@ -27,6 +27,7 @@
 
 #include "mem/remote.h"
 #include "mem/zeropfn.h"
+#include "util/clock.h"
 
 /* PAGEMAP_SCAN (include/uapi/linux/fs.h, Linux 6.7); Debian 12's headers
  * predate it. */
@@ -330,24 +331,16 @@ static int remote_node(struct sp_backend *b, uintptr_t addr, size_t n, int *node
 	return sp_remote_nodes(R(b), &rg, 1, nodes);
 }
 
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t remote_now_ns(struct sp_backend *b)
 {
 	(void)b;
-	return clock_ns(CLOCK_MONOTONIC);
+	return sp_clock_ns(CLOCK_MONOTONIC);
 }
 
 static uint64_t remote_cpu_ns(struct sp_backend *b)
 {
 	(void)b;
-	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	return sp_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 static const struct sp_backend_ops remote_ops = {
