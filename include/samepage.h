@@ -23,9 +23,25 @@
  *     memory regions, VFIO DMA. A pinned page that is merged stops receiving
  *     the device's writes.
  *   - It must be unregistered (SAMEPAGE_UNMERGEABLE) before it is unmapped,
- *     remapped, mprotect()ed to PROT_NONE or MADV_DONTNEED/MADV_FREE'd; or
- *     released with samepage_munmap(). Unregistering restores plain anonymous
- *     memory with the same content.
+ *     remapped or mprotect()ed to PROT_NONE; or released with
+ *     samepage_munmap(). Unregistering restores plain anonymous memory with
+ *     the same content.
+ *   - MADV_DONTNEED needs no unregistering (allocators call it on their own:
+ *     glibc trims heaps, calloc trusts trimmed memory to read zeros): a
+ *     dropped page reads zeros afterwards, merged or not, written since its
+ *     merge or not, as anonymous memory under the kernel's KSM. The call
+ *     waits until the engine's event thread has seen it (tens of
+ *     microseconds), whatever run is. One race remains: a thread stalled
+ *     inside madvise() for more than a second, between the engine seeing the
+ *     call and the kernel dropping the pages, may find pages that map a
+ *     store page when they are finally dropped reading their old content
+ *     instead of zeros.
+ *   - MADV_FREE on a merged page (or one merged and written since) fails with
+ *     EINVAL, as on any file-backed mapping, and the page keeps its content
+ *     (as madvise(2) does, pages of the range before it may have been
+ *     freed); on registered pages that are not merged it works as on
+ *     anonymous memory. Allocators that fall back to MADV_DONTNEED on EINVAL
+ *     (mimalloc does) keep working; glibc uses MADV_DONTNEED only.
  *   - Other protection changes (read-only and back) are kept through merges,
  *     but one racing a merge of the same pages can be undone (the merge reads
  *     the protection just before it remaps): unregister first when a
@@ -36,7 +52,9 @@
  *   - After fork(), the child keeps the merged pages it inherited (they stay
  *     copy-on-write); the engine keeps every store page that existed at the
  *     fork until the engine ends, since the child may still map it. The child
- *     starts with no registered memory and no scanner.
+ *     starts with no registered memory and no scanner; MADV_DONTNEED there on
+ *     an inherited merged page shows the store page again (its content at
+ *     the merge), not zeros.
  *
  * ERRORS
  *

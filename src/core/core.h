@@ -109,6 +109,16 @@ int sp_core_add_range(struct sp_core *c, uintptr_t start, uint64_t npages);
 /* Breaks merges in [start, ...) and stops tracking it. 0 or -errno. */
 int sp_core_remove_range(struct sp_core *c, uintptr_t start, uint64_t npages);
 
+/* Pages of [start, start + npages pages) that were made plain anonymous
+ * memory behind the core's back (MADV_DONTNEED on merged pages): their
+ * merges end (sharers dropped, store pages freed when unused). */
+void sp_core_pages_anon(struct sp_core *c, uintptr_t start, uint64_t npages);
+/* Calls fn(ctx, addr, n, done) on each run (up to SP_BATCH_MAX pages) of
+ * pages of [start, ...) that sit in store mappings; fn sets done[i] for the
+ * pages it made plain anonymous memory, and returns 0. Their merges end. */
+void sp_core_filemap_runs(struct sp_core *c, uintptr_t start, uint64_t npages,
+			  int (*fn)(void *ctx, uintptr_t addr, size_t n, uint8_t *done), void *ctx);
+
 /* Scans up to max_pages present pages, stopping early when deadline_ns
  * (backend clock, 0: none) passes or a full scan completes (as a ksmd batch
  * does). Returns pages scanned. */

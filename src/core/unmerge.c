@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * unmerge.c - undoing merges: run=2, unregistering memory, fork.
+ * unmerge.c - undoing merges: run=2, unregistering memory, fork, and pages
+ * the application dropped (MADV_DONTNEED).
  *
  * Memory always comes first, bookkeeping second: a page is made private
  * (or plain anonymous) before the sharer it was is dropped, because dropping
@@ -57,6 +58,78 @@ static int for_runs(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, uin
 		i = j;
 	}
 	return 0;
+}
+
+/* Calls fn(r, off, n) on the part of each region inside [start, start + npages pages). */
+static void for_regions(struct sp_core *c, uintptr_t start, uint64_t npages,
+			void (*fn)(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, void *arg), void *arg)
+{
+	uintptr_t end = start + (uintptr_t)(npages << SP_PAGE_SHIFT);
+
+	for (uint32_t r = 0; r < c->rmap.nregions; r++) {
+		const struct sp_region *g = &c->rmap.regions[r];
+		uintptr_t gs = g->start, ge = gs + (uintptr_t)(g->npages << SP_PAGE_SHIFT);
+		uintptr_t lo = gs > start ? gs : start, hi = ge < end ? ge : end;
+
+		if (lo < hi)
+			fn(c, r, (lo - gs) >> SP_PAGE_SHIFT, (hi - lo) >> SP_PAGE_SHIFT, arg);
+	}
+}
+
+static void anon_part(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, void *arg)
+{
+	const struct sp_region *reg = &c->rmap.regions[r];
+
+	(void)arg;
+	for (uint64_t i = off; i < off + n; i++)
+		if (c->rmap.items[reg->first_id + i].flags & SP_IT_FILEMAP) {
+			c->mapcount.stale = 1;
+			merges_ended(c, r, i, 1);
+		}
+}
+
+void sp_core_pages_anon(struct sp_core *c, uintptr_t start, uint64_t npages)
+{
+	for_regions(c, start, npages, anon_part, NULL);
+}
+
+struct filemap_arg {
+	int (*fn)(void *ctx, uintptr_t addr, size_t n, uint8_t *done);
+	void *ctx;
+};
+
+static void filemap_part(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, void *arg)
+{
+	const struct sp_region *reg = &c->rmap.regions[r];
+	const struct filemap_arg *fa = arg;
+	uint64_t i = off, j, end = off + n;
+	uint8_t done[SP_BATCH_MAX];
+
+	while (i < end) {
+		if (!(c->rmap.items[reg->first_id + i].flags & SP_IT_FILEMAP)) {
+			i++;
+			continue;
+		}
+		for (j = i; j < end && j - i < SP_BATCH_MAX && (c->rmap.items[reg->first_id + j].flags & SP_IT_FILEMAP);
+		     j++)
+			;
+		memset(done, 0, sizeof(done));
+		if (!fa->fn(fa->ctx, reg->start + (uintptr_t)(i << SP_PAGE_SHIFT), j - i, done))
+			for (uint64_t k = i; k < j; k++)
+				if (done[k - i]) {
+					c->mapcount.stale = 1;
+					merges_ended(c, r, k, 1);
+				}
+		i = j;
+	}
+}
+
+void sp_core_filemap_runs(struct sp_core *c, uintptr_t start, uint64_t npages,
+			  int (*fn)(void *ctx, uintptr_t addr, size_t n, uint8_t *done), void *ctx)
+{
+	struct filemap_arg fa = {.fn = fn, .ctx = ctx};
+
+	for_regions(c, start, npages, filemap_part, &fa);
 }
 
 /* Forgets pages [off, off + n) of region r: their memory is already private. */

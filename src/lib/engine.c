@@ -7,6 +7,10 @@
  * application's own calls) for longer than batch_usecs: a batch that takes
  * longer is cut into slices with a yield of the CPU in between.
  *
+ * Between batches, and whenever an API call takes the lock, it does the
+ * bookkeeping of pages the application dropped with MADV_DONTNEED, which the
+ * backend's event thread (src/mem/local.c) turned into anonymous memory.
+ *
  * fork(): the prepare handler takes the lock, so no page is frozen while the
  * address space is copied, and pins every store page, since the child may
  * map it. The child starts with a fresh engine (no memory registered, no
@@ -105,11 +109,34 @@ void sp_engine_init(void)
 	pthread_once(&once, init_once);
 }
 
+static uint64_t mono_ns(void);
+
+static void anon_cb(void *ctx, uintptr_t addr, size_t n)
+{
+	sp_core_pages_anon(ctx, addr, n);
+}
+
+static void filemap_cb(void *ctx, uintptr_t addr, size_t n, int (*fn)(void *, uintptr_t, size_t, uint8_t *), void *fctx)
+{
+	sp_core_filemap_runs(ctx, addr, n, fn, fctx);
+}
+
+/* The bookkeeping the event thread left (MADV_DONTNEED on merged pages,
+ * local.c): done by whoever takes the lock. Returns the nanoseconds until
+ * more is due (0: nothing pending). */
+static uint64_t process_events(struct sp_engine *e)
+{
+	if (!e->backend_ready || !e->core_ready || !sp_local_events_pending(&e->local))
+		return 0;
+	return sp_local_events_process(&e->local, mono_ns(), anon_cb, filemap_cb, &e->core);
+}
+
 void sp_engine_lock(void)
 {
 	__atomic_add_fetch(&sp_engine.waiters, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&sp_engine.lock);
 	__atomic_sub_fetch(&sp_engine.waiters, 1, __ATOMIC_RELAXED);
+	process_events(&sp_engine);
 }
 
 void sp_engine_unlock(void)
@@ -244,14 +271,18 @@ static void *scanner(void *arg)
 	pthread_mutex_lock(&e->lock);
 	for (;;) {
 		struct sp_core *c = &e->core;
-		uint64_t scans, cpu0, got;
+		uint64_t scans, cpu0, got, due;
 
 		if (c->knobs.sched_idle != idle)
 			apply_sched(idle = c->knobs.sched_idle);
 
+		due = process_events(e);
 		if (c->knobs.run != 1 || !c->rmap.nregions) {
 			left = 0;
-			pthread_cond_wait(&e->wake, &e->lock);
+			if (due) /* back when a dropped range retires */
+				sleep_ms(e, (uint32_t)(due / 1000000ull) + 1);
+			else
+				pthread_cond_wait(&e->wake, &e->lock);
 			continue;
 		}
 		if (!left)

@@ -8,13 +8,56 @@
  * of crashing the application with SIGSEGV.
  *
  * A remap is mmap(MAP_PRIVATE|MAP_FIXED) of the store pages over the frozen
- * run, then UFFDIO_REGISTER of the new mapping (so the page can be frozen
- * again after a write breaks its copy-on-write; registering also lets the
- * kernel merge it with a neighbouring mapping of the preceding store page),
- * then UFFDIO_WAKE for writers that blocked during the merge.
+ * run, MADV_POPULATE_READ, then UFFDIO_REGISTER of the new mapping in
+ * write-protect and minor mode (so the page can be frozen again after a
+ * write breaks its copy-on-write, and MADV_DONTNEED on it is seen, below;
+ * registering also lets the kernel merge it with a neighbouring mapping of
+ * the preceding store page), then UFFDIO_WAKE for writers that blocked
+ * during the merge.
+ *
+ * The event thread: MADV_DONTNEED on a merged page
+ *
+ * The kernel's MADV_DONTNEED on a page of a private file mapping drops the
+ * private copy and shows the file page again: on a merged page the old
+ * content would come back where anonymous memory reads zeros. Three kernel
+ * mechanisms, used together, make it read zeros:
+ *
+ *   - UFFD_EVENT_REMOVE: madvise(MADV_DONTNEED/MADV_FREE/MADV_REMOVE) on a
+ *     registered range queues the range and waits until it has been read,
+ *     then zaps. The range is recorded ("removed") before anything can be
+ *     zapped, and stays recorded for RETIRE_NS.
+ *   - minor mode on store mappings, which are populated when mapped: a page
+ *     of a store mapping whose page table entry was zapped takes a minor
+ *     fault on its next access, read or write, and its thread blocks. The
+ *     event thread answers: inside a recorded range, the page is replaced
+ *     by anonymous memory (zeros) before the thread is woken; elsewhere
+ *     (the kernel reclaimed the store page) UFFDIO_CONTINUE maps the store
+ *     page again. So nobody ever reads the old content of a dropped page.
+ *   - no merge into a recorded range: the remap checks the ranges under the
+ *     events lock, and reading an event takes that lock, so a remap is
+ *     either before the event is read (the zap then hits the store mapping:
+ *     minor fault, zeros) or refused.
+ * When a range retires, its store-mapped pages that were zapped and never
+ * touched become anonymous too; the engine does the bookkeeping (sharers,
+ * counters) under its lock (sp_local_events_process). A MADV_DONTNEED whose
+ * caller is stalled between the event being read and its zap for longer
+ * than RETIRE_NS can still bring old content back on a page that was
+ * merged in between (samepage.h states it).
+ *
+ * Messages must be read at all times, since every madvise(MADV_DONTNEED) on
+ * registered memory waits for it, including the engine's own (local_zap)
+ * and glibc's heap trimming: a thread does nothing else, and never waits
+ * for the engine lock. It also takes the write-protect fault messages of
+ * writers blocked on frozen pages, which wake_blocked() wakes. It allocates
+ * with mmap only: a malloc could trim a heap with MADV_DONTNEED, which would
+ * wait for this very thread.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +73,9 @@
 #define PAGE		    4096ul
 #define STORE_RESERVE_PAGES (1ull << 28) /* 1 TiB of address space */
 #define RESTORE_CHUNK	    512		 /* pages copied per restore step */
+/* A removed range stays recorded this long: merges into it are refused and
+ * its dropped pages read zeros, until its MADV_DONTNEED has surely zapped. */
+#define RETIRE_NS (1000ull * 1000000ull)
 
 static struct sp_local *L(struct sp_backend *b)
 {
@@ -47,22 +93,29 @@ struct sp_procmap_query {
 
 /* One mapping: its protection (PROT_*) and end, by the ioctl or, where
  * that is missing, by reading /proc/self/maps. 0 or -errno. */
-static int vma_at(struct sp_local *l, uintptr_t addr, int *prot, uintptr_t *end)
+static int vma_query(int *fd, uintptr_t addr, int *prot, uintptr_t *end)
 {
 	struct sp_procmap_query q = {.size = sizeof(q), .query_addr = addr};
-	char line[512];
-	FILE *f;
 
-	if (l->maps_fd < 0)
-		l->maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	if (l->maps_fd >= 0 && !ioctl(l->maps_fd, SP_PROCMAP_QUERY, &q)) {
+	if (*fd < 0)
+		*fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (*fd >= 0 && !ioctl(*fd, SP_PROCMAP_QUERY, &q)) {
 		*prot = (q.vma_flags & 1 ? PROT_READ : 0) | (q.vma_flags & 2 ? PROT_WRITE : 0) |
 			(q.vma_flags & 4 ? PROT_EXEC : 0);
 		*end = (uintptr_t)q.vma_end;
 		return 0;
 	}
-	if (l->maps_fd >= 0 && errno != ENOTTY && errno != EINVAL)
-		return -errno;
+	return *fd < 0 || errno == ENOTTY || errno == EINVAL ? -ENOTTY : -errno;
+}
+
+static int vma_at(struct sp_local *l, uintptr_t addr, int *prot, uintptr_t *end)
+{
+	char line[512];
+	FILE *f;
+	int err = vma_query(&l->maps_fd, addr, prot, end);
+
+	if (err != -ENOTTY)
+		return err;
 	f = fopen("/proc/self/maps", "re");
 	if (!f)
 		return -errno;
@@ -161,6 +214,275 @@ static int local_thaw(struct sp_backend *b, uintptr_t addr, size_t n)
 	return sp_uffd_protect(&L(b)->uffd, addr, n * PAGE, 0);
 }
 
+/* ---- the event thread (see the top of this file) ---------------------- */
+
+/* Grows an array by mmap (never malloc: see the top). 0 or -ENOMEM. */
+static int grow(void **arr, size_t *cap, size_t elem)
+{
+	size_t ncap = *cap ? *cap * 2 : PAGE / elem;
+	void *p = *arr ? mremap(*arr, *cap * elem, ncap * elem, MREMAP_MAYMOVE)
+		       : mmap(NULL, ncap * elem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+static void drop_array(void **arr, size_t *cap, size_t elem)
+{
+	if (*arr)
+		munmap(*arr, *cap * elem);
+	*arr = NULL;
+	*cap = 0;
+}
+
+/* Is part of [lo, hi) in a range recorded after seq? Events lock held. */
+static int removed_overlap(const struct sp_local *l, uintptr_t lo, uintptr_t hi, uint64_t after)
+{
+	for (size_t i = 0; i < l->ev.nremoved; i++) {
+		const struct sp_removed *r = &l->ev.removed[i];
+
+		if (r->seq > after && r->start < hi && lo < r->end)
+			return 1;
+	}
+	return 0;
+}
+
+static void record_removed(struct sp_local *l, uintptr_t start, uintptr_t end)
+{
+	struct sp_events *ev = &l->ev;
+	uint64_t now = l->be.ops->now_ns(&l->be);
+	struct sp_removed *r;
+
+	ev->seq++;
+	__atomic_store_n(&ev->work, 1, __ATOMIC_RELEASE);
+	/* a range touching a recorded one joins it (allocators drop the same
+	 * places again and again): the union is exact, and recorded anew */
+	for (size_t i = 0; i < ev->nremoved; i++) {
+		r = &ev->removed[i];
+		if (r->t_ns && r->start <= end && start <= r->end) {
+			r->start = start < r->start ? start : r->start;
+			r->end = end > r->end ? end : r->end;
+			r->seq = ev->seq;
+			r->t_ns = now;
+			return;
+		}
+	}
+	if (ev->nremoved == ev->removed_cap && grow((void **)&ev->removed, &ev->removed_cap, sizeof(*ev->removed))) {
+		/* out of memory: widen the newest range, so that nothing
+		 * removed goes unrecorded */
+		r = &ev->removed[ev->nremoved - 1];
+		r->start = start < r->start ? start : r->start;
+		r->end = end > r->end ? end : r->end;
+		r->seq = ev->seq;
+		r->t_ns = now;
+		return;
+	}
+	r = &ev->removed[ev->nremoved++];
+	r->start = start;
+	r->end = end;
+	r->seq = ev->seq;
+	r->t_ns = now;
+}
+
+/* Makes [addr, addr + n pages) of a store mapping plain anonymous memory
+ * reading zeros, with the protection it had, registered again, and wakes
+ * whoever waits on it. Events lock held. 0 or -errno. */
+static int to_anon(struct sp_local *l, int *maps_fd, uintptr_t addr, size_t n)
+{
+	uintptr_t end = addr + n * PAGE;
+	int prot = PROT_READ | PROT_WRITE;
+
+	if (vma_query(maps_fd, addr, &prot, &end))
+		prot = PROT_READ | PROT_WRITE; /* no PROCMAP_QUERY: what the contract requires */
+	if (end < addr + n * PAGE && n > 1)
+		return -EAGAIN; /* protections may differ: page by page */
+	if (mmap((void *)addr, n * PAGE, prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+		return -errno;
+	sp_uffd_register(&l->uffd, addr, n * PAGE);
+	sp_uffd_wake(&l->uffd, addr, n * PAGE);
+	return 0;
+}
+
+/* A thread touched a store page whose page table entry is gone. */
+static void minor_fault(struct sp_local *l, uintptr_t a)
+{
+	struct sp_events *ev = &l->ev;
+
+	if (removed_overlap(l, a, a + PAGE, 0)) {
+		/* dropped by MADV_DONTNEED: zeros, as anonymous memory */
+		if (!to_anon(l, &ev->maps_fd, a, 1)) {
+			if (ev->nconverted < ev->converted_cap ||
+			    !grow((void **)&ev->converted, &ev->converted_cap, sizeof(*ev->converted)))
+				ev->converted[ev->nconverted++] = a;
+			/* else: the scan sees the page written and drops its sharer */
+			__atomic_store_n(&ev->work, 1, __ATOMIC_RELEASE);
+			return;
+		}
+	} else if (!sp_uffd_continue(&l->uffd, a, PAGE)) {
+		return; /* reclaimed: the store page again (UFFDIO_CONTINUE wakes) */
+	}
+	/* mapped meanwhile (EEXIST), or a remove event is queued (EAGAIN):
+	 * the thread faults again, and this is decided again */
+	sp_uffd_wake(&l->uffd, a, PAGE);
+}
+
+/* Reads every message queued. Events lock held. */
+static void drain(struct sp_local *l)
+{
+	struct sp_events *ev = &l->ev;
+	struct uffd_msg msg[16];
+	ssize_t got;
+
+	while ((got = read(l->uffd.fd, msg, sizeof(msg))) > 0) {
+		for (ssize_t i = 0; i < got / (ssize_t)sizeof(msg[0]); i++) {
+			const struct uffd_msg *m = &msg[i];
+			uintptr_t a;
+
+			if (m->event == UFFD_EVENT_REMOVE) {
+				record_removed(l, (uintptr_t)m->arg.remove.start, (uintptr_t)m->arg.remove.end);
+				continue;
+			}
+			if (m->event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			a = (uintptr_t)m->arg.pagefault.address & ~(PAGE - 1);
+			if (m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR) {
+				minor_fault(l, a);
+			} else if (ev->nblocked < ev->blocked_cap ||
+				   !grow((void **)&ev->blocked, &ev->blocked_cap, sizeof(*ev->blocked))) {
+				ev->blocked[ev->nblocked++] = a; /* woken by wake_blocked() */
+			} else {
+				sp_uffd_wake(&l->uffd, a, PAGE); /* faults again if still frozen */
+			}
+		}
+	}
+}
+
+static void *event_thread(void *arg)
+{
+	struct sp_local *l = arg;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_setname_np(pthread_self(), "samepage-event");
+	for (;;) {
+		struct pollfd p = {.fd = l->uffd.fd, .events = POLLIN};
+
+		if (poll(&p, 1, -1) < 0)
+			continue;
+		if (p.revents & (POLLERR | POLLNVAL | POLLHUP))
+			break;
+		pthread_mutex_lock(&l->ev.lock);
+		drain(l);
+		pthread_mutex_unlock(&l->ev.lock);
+	}
+	return NULL;
+}
+
+static int start_events(struct sp_local *l)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	int err;
+
+	if (l->ev.started)
+		return 0;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&t, &a, event_thread, l);
+	pthread_attr_destroy(&a);
+	if (err)
+		return -err;
+	l->ev.started = 1;
+	return 0;
+}
+
+int sp_local_events_pending(struct sp_local *l)
+{
+	return __atomic_load_n(&l->ev.work, __ATOMIC_ACQUIRE);
+}
+
+/* For sp_local_events_process: of the run [a, a + k pages) of store-mapped
+ * pages in a retiring range, those zapped and never touched since become
+ * anonymous (zeros). Engine lock held. */
+static int retire_run(void *fctx, uintptr_t a, size_t k, uint8_t *done)
+{
+	struct sp_local *l = fctx;
+	uint8_t flags[64];
+
+	if (k > 64)
+		return -EINVAL;
+	pthread_mutex_lock(&l->ev.lock);
+	if (!sp_pagemap_query(&l->pm, a, k, flags))
+		for (size_t i = 0; i < k; i++)
+			if (!(flags[i] & (SP_PG_PRESENT | SP_PG_SWAPPED)) &&
+			    !to_anon(l, &l->maps_fd, a + i * PAGE, 1)) {
+				done[i] = 1;
+				l->budget.added += 2;
+			}
+	pthread_mutex_unlock(&l->ev.lock);
+	return 0;
+}
+
+uint64_t sp_local_events_process(struct sp_local *l, uint64_t now_ns, void (*anon)(void *ctx, uintptr_t addr, size_t n),
+				 void (*filemap)(void *ctx, uintptr_t addr, size_t n,
+						 int (*fn)(void *fctx, uintptr_t a, size_t k, uint8_t *done),
+						 void *fctx),
+				 void *ctx)
+{
+	struct sp_events *ev = &l->ev;
+	uint64_t next = 0;
+	uintptr_t take[64];
+	size_t n, i;
+
+	/* retire ranges old enough: their pages still zapped become
+	 * anonymous first, while the range still makes faults read zeros */
+	pthread_mutex_lock(&ev->lock);
+	for (i = 0; i < ev->nremoved; i++) {
+		struct sp_removed r = ev->removed[i];
+
+		if (!r.t_ns)
+			continue;
+		if (r.t_ns + RETIRE_NS > now_ns) {
+			uint64_t left = r.t_ns + RETIRE_NS - now_ns;
+
+			next = next && next < left ? next : left;
+			continue;
+		}
+		pthread_mutex_unlock(&ev->lock);
+		filemap(ctx, r.start, (r.end - r.start) / PAGE, retire_run, l);
+		pthread_mutex_lock(&ev->lock);
+		if (ev->removed[i].seq == r.seq) /* (not widened meanwhile) */
+			ev->removed[i].t_ns = 0; /* retired: entries only move below */
+	}
+	for (i = n = 0; i < ev->nremoved; i++)
+		if (ev->removed[i].t_ns)
+			ev->removed[n++] = ev->removed[i];
+	ev->nremoved = n;
+	/* pages the event thread made anonymous: their merges end (after the
+	 * retiring, so that none made before it stays behind) */
+	for (;;) {
+		n = ev->nconverted < 64 ? ev->nconverted : 64;
+		if (!n)
+			break;
+		ev->nconverted -= n;
+		memcpy(take, ev->converted + ev->nconverted, n * sizeof(*take));
+		l->budget.added += 2 * (long)n;
+		pthread_mutex_unlock(&ev->lock);
+		for (i = 0; i < n; i++)
+			anon(ctx, take[i], 1);
+		pthread_mutex_lock(&ev->lock);
+	}
+	if (!ev->nremoved)
+		drop_array((void **)&ev->removed, &ev->removed_cap, sizeof(*ev->removed));
+	__atomic_store_n(&ev->work, ev->nremoved != 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&ev->lock);
+	return next;
+}
+
 static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg, int joins)
 {
 	struct sp_local *l = L(b);
@@ -173,29 +495,52 @@ static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t 
 		return err;
 	if (span < n * PAGE)
 		return -EAGAIN; /* protections differ within the run */
+	/* under the events lock, so that no MADV_DONTNEED event is read
+	 * between the check and the remap (see the top) */
+	pthread_mutex_lock(&l->ev.lock);
+	if (removed_overlap(l, addr, addr + n * PAGE, 0)) {
+		pthread_mutex_unlock(&l->ev.lock);
+		return -EAGAIN; /* dropped lately: not merged before it retires */
+	}
 	p = mmap((void *)addr, n * PAGE, prot, MAP_PRIVATE | MAP_FIXED, l->store.fd, (off_t)(pg * PAGE));
-	if (p == MAP_FAILED)
-		return -errno; /* Linux restores the old mapping on failure */
+	if (p == MAP_FAILED) {
+		err = -errno; /* Linux restores the old mapping on failure */
+		pthread_mutex_unlock(&l->ev.lock);
+		return err;
+	}
 	l->budget.added += 2;
-	/* Registration (needed to freeze it again, and for the kernel to merge
-	 * it with a neighbouring store mapping: the userfaultfd context must
-	 * match) is done now for runs and for pages that continue a
-	 * neighbour, with the neighbour's page included so that a lone page
-	 * left unregistered joins too. A lone page that continues nothing is
-	 * registered on its first freeze, if one ever comes (sp_uffd_protect):
-	 * one system call less per scattered merge. */
-	if (n > 1 || joins) {
+	/* Populated before registering (no minor faults): in a store mapping
+	 * a missing page table entry then means the page was zapped or
+	 * reclaimed, and a merged page costs no fault on its next access. */
+	madvise(p, n * PAGE, MADV_POPULATE_READ);
+	/* Registered at once in write-protect and minor mode: to freeze it
+	 * again, to see MADV_DONTNEED on it, and for the kernel to merge it
+	 * with a neighbouring store mapping (the userfaultfd context must
+	 * match; the neighbour's page is included). */
+	{
 		uintptr_t lo = addr - ((joins & SP_JOIN_LEFT) ? PAGE : 0);
 		uintptr_t hi = addr + n * PAGE + ((joins & SP_JOIN_RIGHT) ? PAGE : 0);
 
-		sp_uffd_register(&l->uffd, lo, hi - lo);
+		if (sp_uffd_register_store(&l->uffd, lo, hi - lo) && hi - lo != n * PAGE)
+			sp_uffd_register_store(&l->uffd, addr, n * PAGE);
 	}
+	pthread_mutex_unlock(&l->ev.lock);
 	return 0; /* blocked writers: wake_blocked() */
 }
 
+/* Writers that blocked on a frozen page left a message: read now (nothing
+ * is frozen any more) or already by the event thread. One read(2) that
+ * usually finds nothing, instead of one UFFDIO_WAKE per remapped run. */
 static void local_wake_blocked(struct sp_backend *b)
 {
-	sp_uffd_wake_pending(&L(b)->uffd);
+	struct sp_local *l = L(b);
+
+	pthread_mutex_lock(&l->ev.lock);
+	drain(l);
+	for (size_t i = 0; i < l->ev.nblocked; i++)
+		sp_uffd_wake(&l->uffd, l->ev.blocked[i], PAGE);
+	l->ev.nblocked = 0;
+	pthread_mutex_unlock(&l->ev.lock);
 }
 
 static int local_zap(struct sp_backend *b, uintptr_t addr, size_t n)
@@ -213,41 +558,58 @@ static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n, int prot)
 {
 	size_t len = n * PAGE;
 	void *scratch = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	void *moved;
+	void *moved = MAP_FAILED;
+	uint64_t seq;
 	int err;
 
 	if (scratch == MAP_FAILED)
 		return -errno;
-	/* Write-protection only covers present pages (anonymous ones without
-	 * UFFD_FEATURE_WP_UNPOPULATED): map every page first (zero pages map
-	 * the kernel's zero page, read-only), or a write into a not-present
-	 * page during the copy would be lost with the old mapping. */
-	madvise((void *)addr, len, MADV_POPULATE_READ);
-	err = sp_uffd_protect(&l->uffd, addr, len, 1);
-	if (err) {
-		munmap(scratch, len);
-		return err;
-	}
-	/* process_vm_readv, not memcpy: memory made unreadable against the
-	 * contract gives an error, not a SIGSEGV in the application */
-	if (local_read(&l->be, addr, n, scratch) != (long)n) {
-		sp_uffd_protect(&l->uffd, addr, len, 0);
-		munmap(scratch, len);
-		return -EFAULT;
-	}
-	if (prot != (PROT_READ | PROT_WRITE) && mprotect(scratch, len, prot)) {
-		err = -errno;
-		sp_uffd_protect(&l->uffd, addr, len, 0);
-		munmap(scratch, len);
-		return err;
-	}
-	moved = mremap(scratch, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)addr);
-	if (moved == MAP_FAILED) {
-		err = -errno;
-		sp_uffd_protect(&l->uffd, addr, len, 0);
-		munmap(scratch, len);
-		return err;
-	}
+	do {
+		/* Write-protection only covers present pages (anonymous ones
+		 * without UFFD_FEATURE_WP_UNPOPULATED): map every page first
+		 * (zero pages map the kernel's zero page, read-only), or a
+		 * write into a not-present page during the copy would be lost
+		 * with the old mapping. */
+		madvise((void *)addr, len, MADV_POPULATE_READ);
+		err = sp_uffd_protect(&l->uffd, addr, len, 1);
+		if (err) {
+			munmap(scratch, len);
+			return err;
+		}
+		pthread_mutex_lock(&l->ev.lock);
+		seq = l->ev.seq;
+		pthread_mutex_unlock(&l->ev.lock);
+		/* process_vm_readv, not memcpy: memory made unreadable against
+		 * the contract gives an error, not a SIGSEGV in the application */
+		if (local_read(&l->be, addr, n, scratch) != (long)n) {
+			sp_uffd_protect(&l->uffd, addr, len, 0);
+			munmap(scratch, len);
+			return -EFAULT;
+		}
+		if (prot != (PROT_READ | PROT_WRITE) && mprotect(scratch, len, prot)) {
+			err = -errno;
+			sp_uffd_protect(&l->uffd, addr, len, 0);
+			munmap(scratch, len);
+			return err;
+		}
+		/* A MADV_DONTNEED read since the copy may zap the old pages
+		 * after it: copy again (under the events lock, as a remap). */
+		pthread_mutex_lock(&l->ev.lock);
+		if (!removed_overlap(l, addr, addr + len, seq)) {
+			moved = mremap(scratch, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)addr);
+			err = moved == MAP_FAILED ? -errno : 0;
+		}
+		pthread_mutex_unlock(&l->ev.lock);
+		if (moved == MAP_FAILED) {
+			sp_uffd_protect(&l->uffd, addr, len, 0);
+			if (err) {
+				munmap(scratch, len);
+				return err;
+			}
+			if (prot != (PROT_READ | PROT_WRITE))
+				mprotect(scratch, len, PROT_READ | PROT_WRITE);
+		}
+	} while (moved == MAP_FAILED);
 	sp_uffd_wake(&l->uffd, addr, len);
 	return 0;
 }
@@ -372,6 +734,8 @@ int sp_local_init(struct sp_local *l, char *why, size_t whylen)
 	l->store.fd = -1;
 	l->pm.fd = -1;
 	l->maps_fd = -1;
+	l->ev.maps_fd = -1;
+	pthread_mutex_init(&l->ev.lock, NULL);
 	err = sp_uffd_open(&l->uffd, why, whylen);
 	if (err)
 		return err;
@@ -386,6 +750,11 @@ int sp_local_init(struct sp_local *l, char *why, size_t whylen)
 		goto fail;
 	}
 	sp_budget_init(&l->budget);
+	err = start_events(l);
+	if (err) {
+		snprintf(why, whylen, "cannot start the userfaultfd event thread: %s", strerror(-err));
+		goto fail;
+	}
 	return 0;
 fail:
 	sp_local_destroy(l);
@@ -400,6 +769,14 @@ void sp_local_destroy(struct sp_local *l)
 	if (l->maps_fd >= 0)
 		close(l->maps_fd);
 	l->maps_fd = -1;
+	/* (after fork, in the child, where no event thread runs) */
+	if (l->ev.maps_fd >= 0)
+		close(l->ev.maps_fd);
+	l->ev.maps_fd = -1;
+	drop_array((void **)&l->ev.removed, &l->ev.removed_cap, sizeof(*l->ev.removed));
+	drop_array((void **)&l->ev.converted, &l->ev.converted_cap, sizeof(*l->ev.converted));
+	drop_array((void **)&l->ev.blocked, &l->ev.blocked_cap, sizeof(*l->ev.blocked));
+	l->ev.nremoved = l->ev.nconverted = l->ev.nblocked = 0;
 }
 
 /* One line of /proc/self/maps: does it cover addr, and what is it? */

@@ -11,6 +11,7 @@
 #ifndef SP_LOCAL_H
 #define SP_LOCAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,11 +44,12 @@ struct sp_uffd {
 int sp_uffd_open(struct sp_uffd *u, char *why, size_t whylen);
 void sp_uffd_close(struct sp_uffd *u);
 int sp_uffd_register(struct sp_uffd *u, uintptr_t addr, size_t len);
+/* The same in write-protect and minor mode, for store mappings. */
+int sp_uffd_register_store(struct sp_uffd *u, uintptr_t addr, size_t len);
+int sp_uffd_continue(struct sp_uffd *u, uintptr_t addr, size_t len);
 int sp_uffd_unregister(struct sp_uffd *u, uintptr_t addr, size_t len);
 int sp_uffd_protect(struct sp_uffd *u, uintptr_t addr, size_t len, int on);
 int sp_uffd_wake(struct sp_uffd *u, uintptr_t addr, size_t len);
-/* Wakes the thread of every fault message waiting in the queue. */
-void sp_uffd_wake_pending(struct sp_uffd *u);
 
 struct sp_pagemap {
 	int fd;
@@ -85,8 +87,34 @@ long sp_count_mappings(void);
 int sp_numa_nodes(uintptr_t addr, size_t n, int *nodes);
 void sp_numa_prefer(void *addr, size_t len, int nid);
 
+/* A range MADV_DONTNEED (or MADV_FREE, MADV_REMOVE) was called on, as a
+ * UFFD_EVENT_REMOVE reported it. */
+struct sp_removed {
+	uintptr_t start, end;
+	uint64_t seq;  /* events.seq when it was read */
+	uint64_t t_ns; /* when it was read */
+};
+
+/* The userfaultfd's messages (local.c): read by the event thread at all
+ * times, and by wake_blocked; everything here is guarded by lock. Arrays
+ * grow with mmap, never malloc (see local.c). */
+struct sp_events {
+	pthread_mutex_t lock;
+	int started;
+	int maps_fd; /* the event thread's own /proc/self/maps */
+	uint64_t seq;
+	struct sp_removed *removed; /* ranges not retired yet */
+	size_t nremoved, removed_cap;
+	uintptr_t *converted; /* pages turned anonymous, bookkeeping pending */
+	size_t nconverted, converted_cap;
+	uintptr_t *blocked; /* writers blocked on frozen pages, to wake */
+	size_t nblocked, blocked_cap;
+	int work; /* removed or converted is not empty (read without the lock) */
+};
+
 struct sp_local {
 	struct sp_backend be;
+	struct sp_events ev;
 	struct sp_store store;
 	struct sp_uffd uffd;
 	struct sp_pagemap pm;
@@ -95,8 +123,9 @@ struct sp_local {
 	int maps_fd; /* /proc/self/maps, for protections (PROCMAP_QUERY) */
 };
 
-/* Sets up the store, userfaultfd and pagemap. On failure returns -errno
- * and explains in why. */
+/* Sets up the store, userfaultfd, pagemap and the event thread, which runs
+ * until the process ends (or forks: the child has none). On failure returns
+ * -errno and explains in why. */
 int sp_local_init(struct sp_local *l, char *why, size_t whylen);
 void sp_local_destroy(struct sp_local *l);
 
@@ -106,5 +135,19 @@ void sp_local_destroy(struct sp_local *l);
 int sp_local_register(struct sp_local *l, uintptr_t addr, size_t len,
 		      int (*add)(void *ctx, uintptr_t start, size_t len), void *ctx);
 int sp_local_unregister(struct sp_local *l, uintptr_t addr, size_t len);
+
+/* 1 if the event thread left bookkeeping to do (no lock needed). */
+int sp_local_events_pending(struct sp_local *l);
+/* The bookkeeping of MADV_DONTNEED on merged pages, with the engine lock
+ * held. anon(ctx, addr, n): these pages are plain anonymous memory now.
+ * filemap(ctx, addr, n, fn, fctx): calls fn(fctx, a, k, done) on each run of
+ * pages of [addr, addr + n) in store mappings; fn sets done[i] for the pages
+ * it made anonymous, whose merges then end. Returns the nanoseconds until
+ * more remains to do (0: nothing pending). */
+uint64_t sp_local_events_process(struct sp_local *l, uint64_t now_ns, void (*anon)(void *ctx, uintptr_t addr, size_t n),
+				 void (*filemap)(void *ctx, uintptr_t addr, size_t n,
+						 int (*fn)(void *fctx, uintptr_t a, size_t k, uint8_t *done),
+						 void *fctx),
+				 void *ctx);
 
 #endif /* SP_LOCAL_H */

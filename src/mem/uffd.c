@@ -2,9 +2,12 @@
 /*
  * uffd.c - userfaultfd as the engine's freeze.
  *
- * Write-protect mode only: a write to a protected page blocks its thread in
- * the kernel until the range is woken (after the remap) or unprotected.
- * Nobody has to read fault messages: a woken fault's message is dropped.
+ * Write-protect mode: a write to a protected page blocks its thread in the
+ * kernel until the range is woken (after the remap) or unprotected. Store
+ * mappings are registered in minor mode too, and UFFD_FEATURE_EVENT_REMOVE
+ * reports MADV_DONTNEED: together they make a dropped merged page read
+ * zeros (local.c, "The event thread"). Since events make their callers wait
+ * until they are read, local.c reads the descriptor at all times.
  *
  * Opening follows the kernel's own rules: the userfaultfd(2) syscall works
  * for kernel-mode faults only with CAP_SYS_PTRACE or
@@ -15,12 +18,15 @@
  *
  * Features: UFFD_FEATURE_WP_HUGETLBFS_SHMEM is required, because merged
  * pages are memfd-backed and must be protectable again once a write has
- * broken their copy-on-write. UFFD_FEATURE_EVENT_UNMAP is never requested:
- * it would make the engine's own MAP_FIXED remap wait for itself.
+ * broken their copy-on-write; UFFD_FEATURE_EVENT_REMOVE and
+ * UFFD_FEATURE_MINOR_SHMEM, for MADV_DONTNEED on merged pages (all three:
+ * Linux 5.19+). UFFD_FEATURE_EVENT_UNMAP is never requested: it would make
+ * the engine's own MAP_FIXED remap wait for itself.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,10 +88,12 @@ int sp_uffd_open(struct sp_uffd *u, char *why, size_t whylen)
 				 strerror(-fd));
 		return fd;
 	}
-	err = handshake(fd, UFFD_FEATURE_WP_HUGETLBFS_SHMEM, &u->features);
+	err = handshake(fd, UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_MINOR_SHMEM,
+			&u->features);
 	if (err) {
 		snprintf(why, whylen,
-			 "userfaultfd lacks write-protection of shared memory (UFFD_FEATURE_WP_HUGETLBFS_SHMEM, "
+			 "userfaultfd lacks write-protection of shared memory, minor faults on shared memory or "
+			 "remove events (UFFD_FEATURE_WP_HUGETLBFS_SHMEM, _MINOR_SHMEM, _EVENT_REMOVE; "
 			 "Linux 5.19+): %s",
 			 strerror(-err));
 		close(fd);
@@ -109,6 +117,23 @@ int sp_uffd_register(struct sp_uffd *u, uintptr_t addr, size_t len)
 	return ioctl(u->fd, UFFDIO_REGISTER, &r) ? -errno : 0;
 }
 
+/* Store mappings: write-protect and minor mode (anonymous memory cannot
+ * have minor mode: EINVAL). */
+int sp_uffd_register_store(struct sp_uffd *u, uintptr_t addr, size_t len)
+{
+	struct uffdio_register r = {.range = {.start = addr, .len = len},
+				    .mode = UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR};
+
+	return ioctl(u->fd, UFFDIO_REGISTER, &r) ? -errno : 0;
+}
+
+int sp_uffd_continue(struct sp_uffd *u, uintptr_t addr, size_t len)
+{
+	struct uffdio_continue c = {.range = {.start = addr, .len = len}};
+
+	return ioctl(u->fd, UFFDIO_CONTINUE, &c) ? -errno : 0;
+}
+
 int sp_uffd_unregister(struct sp_uffd *u, uintptr_t addr, size_t len)
 {
 	struct uffdio_range r = {.start = addr, .len = len};
@@ -124,12 +149,15 @@ int sp_uffd_protect(struct sp_uffd *u, uintptr_t addr, size_t len, int on)
 	int registered = 0;
 
 	while (ioctl(u->fd, UFFDIO_WRITEPROTECT, &wp)) {
-		if (errno == EAGAIN) /* the mm was changing: try again */
+		if (errno == EAGAIN) { /* a remove event not read yet: let the event thread run */
+			sched_yield();
 			continue;
-		/* a store mapping is registered lazily, on its first freeze */
+		}
+		/* not registered (a store mapping whose registration failed):
+		 * register it now */
 		if (on && !registered && (errno == ENOENT || errno == EINVAL)) {
 			registered = 1;
-			if (!sp_uffd_register(u, addr, len))
+			if (!sp_uffd_register_store(u, addr, len) || !sp_uffd_register(u, addr, len))
 				continue;
 		}
 		return -errno;
@@ -142,26 +170,4 @@ int sp_uffd_wake(struct sp_uffd *u, uintptr_t addr, size_t len)
 	struct uffdio_range r = {.start = addr, .len = len};
 
 	return ioctl(u->fd, UFFDIO_WAKE, &r) ? -errno : 0;
-}
-
-/*
- * A writer that hits a frozen page blocks and leaves a message in the
- * queue; it stays blocked until a wake covers its address. Instead of one
- * UFFDIO_WAKE per remapped run, the scanner drains the queue once per batch
- * (nothing is frozen then, so every message is for a page already remapped
- * or thawed) and wakes exactly the addresses that faulted: one read(2) that
- * usually finds nothing.
- */
-void sp_uffd_wake_pending(struct sp_uffd *u)
-{
-	struct uffd_msg msg[16];
-	ssize_t got;
-
-	while ((got = read(u->fd, msg, sizeof(msg))) > 0) {
-		for (ssize_t i = 0; i < got / (ssize_t)sizeof(msg[0]); i++) {
-			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
-				continue;
-			sp_uffd_wake(u, msg[i].arg.pagefault.address & ~4095ull, 4096);
-		}
-	}
 }
