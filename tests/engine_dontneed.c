@@ -187,6 +187,11 @@ static char *smem;
 static uint8_t *sshadow;
 static pthread_mutex_t slocks[SP];
 static atomic_ulong sops, smismatch, sdrops, sdrops_merged, swrites, sreads;
+/* operations allowed so far: PER_SCAN more after each full scan, so the
+ * writers never outrun a scanner that a busy machine slows down (and the
+ * test's goals are reached at whatever speed the machine has) */
+static atomic_ulong sallowed;
+#define PER_SCAN (4 * SP)
 static atomic_int sstop;
 static atomic_size_t shot; /* drops go to SHOT pages from here, which move */
 #define SHOT 64
@@ -207,6 +212,10 @@ static void *stress_worker(void *arg)
 		size_t i;
 		unsigned op;
 
+		if (atomic_load(&sops) >= atomic_load(&sallowed)) {
+			usleep(500); /* waiting for the scanner */
+			continue;
+		}
 		s ^= s << 13;
 		s ^= s >> 7;
 		s ^= s << 17;
@@ -252,7 +261,7 @@ static void *stress_worker(void *arg)
 static void test_stress(void **state)
 {
 	pthread_t th[THREADS];
-	uint64_t t0 = t_now_ms(), peak = 0, toggles = 0;
+	uint64_t t0 = t_now_ms(), peak = 0, toggles = 0, scans = 0, toggled_at = 0;
 
 	(void)state;
 	smem = t_map(SP);
@@ -265,6 +274,7 @@ static void test_stress(void **state)
 	memcpy(sshadow, smem, SP * TPAGE);
 	assert_int_equal(samepage_set("use_zero_pages", "1"), 0);
 	assert_int_equal(samepage_madvise(smem, SP * TPAGE, SAMEPAGE_MERGEABLE), 0);
+	atomic_store(&sallowed, PER_SCAN);
 	for (long k = 0; k < THREADS; k++)
 		assert_int_equal(pthread_create(&th[k], NULL, stress_worker, (void *)k), 0);
 	while ((atomic_load(&sops) < MIN_OPS || t_now_ms() - t0 < MIN_MS || atomic_load(&sdrops_merged) < MIN_MERGED) &&
@@ -273,12 +283,19 @@ static void test_stress(void **state)
 
 		if (st.pages_sharing > peak)
 			peak = st.pages_sharing;
+		if (st.full_scans != scans) {
+			scans = st.full_scans;
+			atomic_store(&sallowed, atomic_load(&sops) + PER_SCAN);
+		}
 		usleep(20000);
 		if (++toggles % 9 == 0)
 			atomic_store(&shot, (atomic_load(&shot) + 3 * SHOT + 7) % SP);
-		if (toggles % 60 == 0) { /* now and then run=2 (restores), then merge again */
+		/* now and then run=2 (restores), then merge again; two full
+		 * scans at least in between, or nothing would stay merged */
+		if (toggles % 60 == 0 && st.full_scans >= toggled_at + 2) {
 			assert_int_equal(samepage_set("run", "2"), 0);
 			assert_int_equal(samepage_set("run", "1"), 0);
+			toggled_at = et_stats().full_scans;
 		}
 	}
 	atomic_store(&sstop, 1);
