@@ -12,9 +12,10 @@ if [ "$(id -u)" != 0 ] || [ ! -w $ksm/run ]; then
 	echo "SKIP: needs root and a writable $ksm"
 	exit 0
 fi
-if [ -z "${SP_KSM_LOCKED:-}" ]; then
-	SP_KSM_LOCKED=1 exec flock /tmp/samepage-ksm.lock bash "$0" "$@"
-fi
+# one user of the kernel's KSM at a time (the C tests take the same lock);
+# taken by this shell itself, so a signal to it reaches the restore below
+exec 9>>/tmp/samepage-ksm.lock
+flock 9
 fail=0
 pass() { echo "PASS: $*"; }
 flunk() { echo "FAIL: $*"; fail=1; }
@@ -38,6 +39,10 @@ restore() {
 	echo "${saved[run]}" >$ksm/run
 }
 trap restore EXIT
+# killed (ctest's timeout, ^C, a closed terminal): exit, which restores
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
 
 # poll CMD until it succeeds or SECONDS pass
 wait_for() {
@@ -54,7 +59,7 @@ out=$("$bin" set pages_to_scan=1234 sleep_millisecs=7)
 [ $? = 0 ] && [ "$(cat $ksm/pages_to_scan)" = 1234 ] && [ "$(cat $ksm/sleep_millisecs)" = 7 ] &&
 	grep -q "^pages_to_scan: ${saved[pages_to_scan]} -> 1234$" <<<"$out" && pass "set round trip, old -> new" ||
 	flunk "set round trip: $out"
-out=$("$bin" set --json use_zero_pages=on | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[0]["new"])')
+out=$("$bin" set --json use_zero_pages=on | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["changes"][0]["new"])')
 [ "$out" = 1 ] && [ "$(cat $ksm/use_zero_pages)" = 1 ] && pass "set boolean on -> 1 (json)" || flunk "set bool: $out"
 before=$(cat $ksm/pages_to_scan)
 out=$("$bin" set pages_to_scan=5 max_page_sharing=1 2>&1)

@@ -3,15 +3,23 @@
  * kernel_readers.c - the readers of src/kernel/ (KSM sysfs, ksm_stat, /proc
  * stat and status, meminfo, vmstat, NUMA, isolated CPUs, mounts) on the
  * recorded trees in tests/fixtures/doctor/, and the knob checker against
- * the kernel's ranges. No root, no kernel state touched.
+ * the kernel's ranges; then hostile trees made in a temporary directory
+ * (issue 15): FIFOs and directories in place of files, values that are not
+ * what the kernel writes, a comm holding newlines, counters at LLONG_MAX.
+ * No root, no kernel state touched.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -20,6 +28,7 @@
 #include "kernel/ksm.h"
 #include "kernel/ksmstat.h"
 #include "kernel/procs.h"
+#include "kernel/readfile.h"
 
 static char fix[1024];
 
@@ -151,6 +160,145 @@ static void test_users_by_profit(void **state)
 	sp_ksm_users_free(&u);
 }
 
+/* --- hostile trees ------------------------------------------------------- */
+
+static char hostile[256];
+
+static void put(const char *rel, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", hostile, rel);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static const char *at(const char *rel)
+{
+	static char path[4][512];
+	static int i;
+	char *p = path[i++ % 4];
+
+	snprintf(p, sizeof(path[0]), "%s/%s", hostile, rel);
+	return p;
+}
+
+static int make_hostile(void **state)
+{
+	(void)state;
+	snprintf(hostile, sizeof(hostile), "/tmp/sp-readers.XXXXXX");
+	if (!mkdtemp(hostile))
+		return -1;
+	mkdir(at("sys"), 0755);
+	mkdir(at("sys/kernel"), 0755);
+	mkdir(at("sys/kernel/mm"), 0755);
+	mkdir(at("sys/kernel/mm/ksm"), 0755);
+	mkdir(at("proc"), 0755);
+	mkdir(at("proc/100"), 0755);
+	return 0;
+}
+
+static int remove_hostile(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", hostile);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* a FIFO in place of a file: refused at once, never waited on */
+static void test_fifo_refused(void **state)
+{
+	char buf[64];
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(mkfifo(at("fifo"), 0600), 0);
+	assert_int_equal(sp_read_small(at("fifo"), buf, sizeof(buf)), -EINVAL);
+	f = sp_fopen_small(at("fifo"));
+	assert_null(f);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_read_small(at("sys"), buf, sizeof(buf)), -EINVAL); /* a directory */
+	assert_int_equal(sp_read_small(at("nothing"), buf, sizeof(buf)), -ENOENT);
+	put("plain", "12345\n");
+	assert_int_equal(sp_read_small(at("plain"), buf, 4), 3); /* cut to fit, terminated */
+	assert_string_equal(buf, "123");
+}
+
+static void test_ksm_invalid(void **state)
+{
+	struct sp_ksm k;
+
+	(void)state;
+	put("sys/kernel/mm/ksm/run", "abc\n");
+	put("sys/kernel/mm/ksm/pages_sharing", "-1\n");
+	put("sys/kernel/mm/ksm/full_scans", "12x\n");
+	put("sys/kernel/mm/ksm/pages_shared", "9223372036854775807\n");
+	put("sys/kernel/mm/ksm/pages_unshared", "9223372036854775807\n");
+	put("sys/kernel/mm/ksm/general_profit", "-4096\n");
+	put("sys/kernel/mm/ksm/max_page_sharing", "1\n"); /* below the kernel's 2 */
+	put("sys/kernel/mm/ksm/advisor_mode", "\xff[none]\n");
+	put("sys/kernel/mm/ksm/pages_to_scan", "100\n");
+	mkdir(at("sys/kernel/mm/ksm/pages_volatile"), 0755);
+	assert_int_equal(mkfifo(at("sys/kernel/mm/ksm/sleep_millisecs"), 0600), 0);
+	assert_int_equal(sp_ksm_read(at("sys"), &k), 0);
+	assert_int_equal(sp_ksm_get(&k, "run", -7), -7);
+	assert_non_null(k.invalid[sp_knob_index("run")]);
+	assert_non_null(k.invalid[sp_knob_index("pages_sharing")]);
+	assert_non_null(k.invalid[sp_knob_index("full_scans")]);
+	assert_non_null(k.invalid[sp_knob_index("max_page_sharing")]);
+	assert_non_null(k.invalid[sp_knob_index("advisor_mode")]);
+	assert_string_equal(k.invalid[sp_knob_index("pages_volatile")], "not a regular file");
+	assert_string_equal(k.invalid[sp_knob_index("sleep_millisecs")], "not a regular file");
+	assert_int_equal(k.ninvalid, 7);
+	assert_string_equal(k.text[sp_knob_index("run")], "abc");
+	assert_int_equal(sp_ksm_get(&k, "general_profit", 0), -4096); /* the one signed file */
+	assert_int_equal(sp_ksm_get(&k, "pages_to_scan", 0), 100);
+	assert_null(k.invalid[sp_knob_index("pages_to_scan")]);
+	/* shared + unshared at LLONG_MAX each: saturated, not wrapped */
+	assert_true(sp_ksm_pages_tracked(&k) == LLONG_MAX);
+	assert_true(sp_add_sat(LLONG_MIN, -1) == LLONG_MIN);
+	assert_int_equal(sp_add_sat(2, 3), 5);
+}
+
+static void test_comm_newline(void **state)
+{
+	struct sp_pid_list l = {0};
+	struct sp_proc p;
+	struct sp_task t;
+
+	(void)state;
+	put("proc/100/comm", "a) (b\nc \"x\\\n");
+	put("proc/100/stat", "100 (a) (b\nc \"x\\) S 1 100 100 0 -1 4194560 100 0 0 0 50 20 0 0 20 0 4 0 964026 "
+			     "3133440 383 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n");
+	put("proc/100/ksm_stat", "ksm_rmap_items 99999999999999999999999\nksm_merging_pages 5\n");
+	assert_int_equal(sp_proc_info(at("proc"), 100, &p), 0);
+	assert_string_equal(p.comm, "a) (b\nc \"x\\");
+	assert_true(p.ksm_rmap_items == LONG_MAX); /* saturated, no undefined sscanf */
+	assert_int_equal(p.ksm_merging_pages, 5);
+	assert_int_equal(sp_task_read(at("proc"), 100, &t), 0);
+	assert_string_equal(t.comm, "a) (b\nc \"x\\");
+	assert_int_equal(sp_procs_by_comm(at("proc"), "a) (b\nc \"x\\", &l), 1);
+	assert_int_equal(sp_procs_by_comm(at("proc"), "a) (b", &l), 0);
+	sp_pids_free(&l);
+}
+
+static void test_keyfile_junk(void **state)
+{
+	(void)state;
+	put("proc/vmstat", "cow_ksm abc\nnr_x 5\n");
+	assert_int_equal(sp_cow_ksm(at("proc")), -1);
+	put("proc/vmstat", "cow_ksm 12\n");
+	assert_int_equal(sp_cow_ksm(at("proc")), 12);
+	unlink(at("proc/meminfo"));
+	assert_int_equal(mkfifo(at("proc/meminfo"), 0600), 0);
+	assert_int_equal(sp_mem_available_kb(at("proc")), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,8 +306,16 @@ int main(void)
 		cmocka_unit_test(test_cpulist),		cmocka_unit_test(test_host),
 		cmocka_unit_test(test_users_by_profit),
 	};
+	const struct CMUnitTest hostile_tests[] = {
+		cmocka_unit_test(test_fifo_refused),
+		cmocka_unit_test(test_ksm_invalid),
+		cmocka_unit_test(test_comm_newline),
+		cmocka_unit_test(test_keyfile_junk),
+	};
+	int failed;
 	const char *slash = strrchr(__FILE__, '/');
 
 	snprintf(fix, sizeof(fix), "%.*s/fixtures/doctor", slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	failed = cmocka_run_group_tests(tests, NULL, NULL);
+	return failed + cmocka_run_group_tests(hostile_tests, make_hostile, remove_hostile);
 }

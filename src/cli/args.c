@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* args.c - strict numbers and the root options (see args.h). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@ int sp_arg_double(const char *s, double lo, double hi, double *out)
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (!*s || *end || errno || v < lo || v > hi || v != v)
+	if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi)
 		return -EINVAL;
 	*out = v;
 	return 0;
@@ -51,10 +52,9 @@ int sp_ksm_unreadable(const char *cmd, const struct sp_roots *r, int err)
 
 	sp_ksm_dir(r->sysfs, dir, sizeof(dir));
 	if (err == -ENOENT) {
-		fprintf(stderr, "samepage %s: %s: no such directory: this kernel has no KSM (CONFIG_KSM is off)\n", cmd,
-			dir);
+		sp_errorf("samepage %s: %s: no such directory: this kernel has no KSM (CONFIG_KSM is off)\n", cmd, dir);
 		return SP_EXIT_NOKSM;
 	}
-	fprintf(stderr, "samepage %s: %s: %s\n", cmd, dir, strerror(-err));
+	sp_errorf("samepage %s: %s: %s\n", cmd, dir, strerror(-err));
 	return err == -EACCES || err == -EPERM ? SP_EXIT_PERM : SP_EXIT_FAIL;
 }

@@ -9,7 +9,8 @@
 
 #include "cli/ksmview.h"
 
-/* 0, or -EINVAL when s is not entirely a number within [lo, hi] */
+/* 0, or -EINVAL when s is not entirely a finite number within [lo, hi]
+ * ("inf", "nan" and overflowing values are refused) */
 int sp_arg_double(const char *s, double lo, double hi, double *out);
 int sp_arg_long(const char *s, long lo, long hi, long *out);
 

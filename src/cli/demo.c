@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/textsafe.h"
 #include "cli/progress.h"
 #include "cli/units.h"
 #include "core/core.h"
@@ -320,7 +321,7 @@ static int demo(int argc, char **argv)
 		case 's':
 			size_mib = strtol(optarg, &end, 10);
 			if (*end || size_mib < 1 || size_mib > 1 << 20) {
-				fprintf(stderr, "samepage demo: --size takes MiB between 1 and 1048576\n");
+				sp_errorf("samepage demo: --size takes MiB between 1 and 1048576\n");
 				return SP_EXIT_USAGE;
 			}
 			break;
@@ -330,7 +331,7 @@ static int demo(int argc, char **argv)
 		case 't':
 			timeout = strtol(optarg, &end, 10);
 			if (*end || timeout < 1) {
-				fprintf(stderr, "samepage demo: --timeout takes seconds >= 1\n");
+				sp_errorf("samepage demo: --timeout takes seconds >= 1\n");
 				return SP_EXIT_USAGE;
 			}
 			break;
@@ -353,7 +354,7 @@ static int demo(int argc, char **argv)
 		return SP_EXIT_USAGE;
 	}
 	if (build_layout(&l, (size_t)size_mib * 256, 42)) {
-		fprintf(stderr, "samepage demo: out of memory\n");
+		sp_errorf("samepage demo: out of memory\n");
 		return SP_EXIT_FAIL;
 	}
 	mem = mmap(NULL, l.npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -369,17 +370,17 @@ static int demo(int argc, char **argv)
 	/* a VM host's settings: zero pages to the zero page, scan flat out */
 	if (samepage_set("use_zero_pages", "1") || samepage_set("pages_to_scan", pts) ||
 	    samepage_set("sleep_millisecs", "0")) {
-		fprintf(stderr, "samepage demo: setting knobs: %s\n", strerror(errno));
+		sp_errorf("samepage demo: setting knobs: %s\n", strerror(errno));
 		return SP_EXIT_USAGE;
 	}
 	if (samepage_madvise(mem, l.npages * PAGE, SAMEPAGE_MERGEABLE)) {
-		fprintf(stderr, "samepage demo: cannot register memory: %s\n", strerror(errno));
+		sp_errorf("samepage demo: cannot register memory: %s\n", strerror(errno));
 		return errno == EPERM ? SP_EXIT_PERM : SP_EXIT_FAIL;
 	}
 	t0 = now_s();
 	samepage_set("run", "1");
 	if (settle(&st, (double)timeout, progress)) {
-		fprintf(stderr, "samepage demo: counters did not settle within %ld s\n", timeout);
+		sp_errorf("samepage demo: counters did not settle within %ld s\n", timeout);
 		rc = SP_EXIT_FAIL;
 	}
 	secs = now_s() - t0;
@@ -394,8 +395,8 @@ static int demo(int argc, char **argv)
 		json_object *o = json_object_new_object(), *k = json_object_new_object();
 
 		json_object_object_add(o, "pages", json_object_new_int64((int64_t)l.npages));
-		json_object_object_add(o, "seconds_to_settle", json_object_new_double(secs));
-		json_object_object_add(o, "scan_cpu_seconds", json_object_new_double(st.scan_cpu_ns / 1e9));
+		json_object_object_add(o, "seconds_to_settle", sp_json_double(secs));
+		json_object_object_add(o, "scan_cpu_seconds", sp_json_double((double)st.scan_cpu_ns / 1e9));
 		json_object_object_add(o, "before", snap_json(&before));
 		json_object_object_add(o, "after", snap_json(&after));
 #define KEY(n) json_object_object_add(k, #n, json_object_new_int64((int64_t)st.n))
@@ -415,7 +416,11 @@ static int demo(int argc, char **argv)
 		json_object_object_add(o, "counters", k);
 		json_object_object_add(o, "mismatched_pages", json_object_new_int64((int64_t)bad));
 		json_object_object_add(o, "writes_checked", json_object_new_int64((int64_t)writes));
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+		if (rc != SP_EXIT_OK)
+			json_object_object_add(o, "error",
+					       json_object_new_string(bad ? "pages read back wrong after merging"
+									  : "counters did not settle"));
+		sp_json_print(stdout, o, JSON_C_TO_STRING_PRETTY);
 		json_object_put(o);
 	} else {
 		print_human(&l, &before, &after, &st, secs, bad, writes);
@@ -425,4 +430,4 @@ static int demo(int argc, char **argv)
 	return rc;
 }
 
-SP_COMMAND(demo, "run the userspace KSM engine on VM-shaped memory and show what it saves", demo);
+SP_COMMAND_JSON(demo, "run the userspace KSM engine on VM-shaped memory and show what it saves", demo);

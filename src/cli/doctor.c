@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/textsafe.h"
 #include "cli/units.h"
 
 #define MAX_FINDINGS 16
@@ -50,7 +51,8 @@ static void usage(FILE *f)
 		   "minutes, smart_scan off, KSM running with nothing to merge, KSM compiled out or\n"
 		   "/sys read-only. Each finding comes with its evidence and the fix.\n"
 		   "\n"
-		   "      --json                  JSON on stdout\n" SP_ROOT_HELP "  -h, --help\n"
+		   "      --json                  JSON on stdout (on failure too: {\"error\": ...})\n" SP_ROOT_HELP
+		   "  -h, --help\n"
 		   "\n"
 		   "Exit status: 0 no findings; 1 findings; 2 bad usage; 4 no KSM in this kernel.\n");
 }
@@ -173,8 +175,27 @@ static void check_scan(struct host *h)
 	if (h->v.k.present[sp_knob_index("advisor_mode")])
 		snprintf(f->fix, sizeof(f->fix), "samepage set advisor_mode=scan-time advisor_target_scan_time=60");
 	else
-		snprintf(f->fix, sizeof(f->fix), "samepage set pages_to_scan=%lld",
-			 (long long)ceil((double)s.pages * (double)knob(h, "sleep_millisecs", 20) / 1000.0 / 60.0));
+		snprintf(f->fix, sizeof(f->fix), "samepage set pages_to_scan=%.0f",
+			 fmin(ceil((double)s.pages * (double)knob(h, "sleep_millisecs", 20) / 1000.0 / 60.0),
+			      4294967295.0));
+}
+
+static void check_invalid(struct host *h)
+{
+	struct finding *f;
+	size_t n = 0;
+
+	if (!h->v.k.ninvalid)
+		return;
+	f = add(h, "invalid-values", "KSM files hold values that are not what the kernel writes");
+	for (int i = 0; i < SP_KSM_NKNOBS && n < sizeof(f->evidence); i++)
+		if (h->v.k.invalid[i])
+			n += (size_t)snprintf(f->evidence + n, sizeof(f->evidence) - n, "%s%s/%s = '%s' (%s)",
+					      n ? "; " : "", h->dir, sp_knobs[i].name, h->v.k.text[i],
+					      h->v.k.invalid[i]);
+	snprintf(f->fix, sizeof(f->fix),
+		 "check what is mounted on the KSM directory (a recorded tree? another filesystem?); the checks "
+		 "above left these values out");
 }
 
 static void check_misc(struct host *h)
@@ -207,17 +228,18 @@ static void check_misc(struct host *h)
 static void print_human(const struct host *h)
 {
 	if (!h->n)
-		printf("samepage doctor: no known KSM trouble found (%s)\n", h->dir);
+		printf("samepage doctor: no known KSM trouble found (%s)\n", sp_safe(h->dir));
 	else
 		printf("samepage doctor: %d finding%s\n", h->n, h->n == 1 ? "" : "s");
 	for (int i = 0; i < h->n; i++)
-		printf("\n[%s] %s: %s\n  evidence: %s\n  fix:      %s\n", h->f[i].severity, h->f[i].id, h->f[i].title,
-		       h->f[i].evidence, h->f[i].fix);
+		printf("\n[%s] %s: %s\n  evidence: %s\n  fix:      %s\n", h->f[i].severity, h->f[i].id,
+		       sp_safe(h->f[i].title), sp_safe(h->f[i].evidence), sp_safe(h->f[i].fix));
 }
 
 static void print_json(const struct host *h)
 {
 	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	int missing = h->n && !strcmp(h->f[0].id, "ksm-missing");
 
 	for (int i = 0; i < h->n; i++) {
 		struct json_object *e = json_object_new_object();
@@ -229,9 +251,11 @@ static void print_json(const struct host *h)
 		json_object_object_add(e, "fix", json_object_new_string(h->f[i].fix));
 		json_object_array_add(a, e);
 	}
-	json_object_object_add(o, "ksm", json_object_new_boolean(h->n == 0 || strcmp(h->f[0].id, "ksm-missing")));
+	json_object_object_add(o, "ksm", json_object_new_boolean(!missing));
 	json_object_object_add(o, "findings", a);
-	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (missing) /* the one failure doctor reports as a finding */
+		json_object_object_add(o, "error", json_object_new_string(h->f[0].title));
+	sp_json_print(stdout, o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	json_object_put(o);
 }
 
@@ -265,6 +289,7 @@ static int examine(struct host *h, int json)
 	check_ksmd_cpus(h);
 	check_scan(h);
 	check_misc(h);
+	check_invalid(h);
 	json ? print_json(h) : print_human(h);
 	sp_view_free(&h->v);
 	return h->n ? SP_EXIT_FAIL : SP_EXIT_OK;
@@ -301,10 +326,10 @@ int sp_doctor_main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "samepage doctor: unexpected argument '%s'\n", argv[optind]);
+		sp_errorf("samepage doctor: unexpected argument '%s'\n", argv[optind]);
 		return SP_EXIT_USAGE;
 	}
 	return examine(&h, json);
 }
 
-SP_COMMAND(doctor, "check this host for known KSM trouble, with evidence and fixes", sp_doctor_main);
+SP_COMMAND_JSON(doctor, "check this host for known KSM trouble, with evidence and fixes", sp_doctor_main);

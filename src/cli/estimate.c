@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <numa.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +21,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/estimate.h"
+#include "cli/ksmview.h"
+#include "cli/textsafe.h"
 #include "core/hash.h"
 #include "kernel/host.h"
 #include "kernel/procs.h"
 
-#define KSM_SYSFS "/sys/kernel/mm/ksm/"
+#define MAX_INTERVAL_S 86400.0 /* --interval: a day between samples at most */
 
 static void usage(FILE *f)
 {
@@ -63,39 +67,33 @@ static void usage(FILE *f)
 		   "      --progress, --no-progress  progress bar on stderr (default: if a terminal)\n"
 		   "  -h, --help\n"
 		   "\n"
-		   "Exit status: 0 complete; 1 failed or no such process; 2 bad usage;\n"
+		   "Exit status: 0 complete; 1 failed, no such process or cgroup; 2 bad usage;\n"
 		   "3 permission denied on every target; 5 partial result (a target exited or\n"
 		   "refused access, pages vanished mid-read, or out of memory).\n");
 }
 
-static long read_knob(const char *name)
+/* a knob of the host's KSM, -1 when absent or invalid */
+static long read_knob(const struct sp_ksm *k, const char *name)
 {
-	char path[128], buf[64];
-	FILE *f;
-	long v = -1;
+	long long v = sp_ksm_get(k, name, -1);
 
-	snprintf(path, sizeof(path), KSM_SYSFS "%s", name);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	if (fgets(buf, sizeof(buf), f))
-		v = strtol(buf, NULL, 10);
-	fclose(f);
-	return v;
+	return v > LONG_MAX ? LONG_MAX : (long)v;
 }
 
 static void read_host(struct est_host *h)
 {
-	h->ksm = access(KSM_SYSFS "run", F_OK) == 0;
-	h->run = read_knob("run");
-	h->pages_to_scan = read_knob("pages_to_scan");
-	h->sleep_millisecs = read_knob("sleep_millisecs");
-	h->max_page_sharing = read_knob("max_page_sharing");
-	h->use_zero_pages = read_knob("use_zero_pages");
-	h->merge_across_nodes = read_knob("merge_across_nodes");
-	h->advisor_target_scan_time = read_knob("advisor_target_scan_time");
-	h->advisor_min_pages_to_scan = read_knob("advisor_min_pages_to_scan");
-	h->advisor_max_pages_to_scan = read_knob("advisor_max_pages_to_scan");
+	struct sp_ksm k;
+
+	h->ksm = sp_ksm_read("/sys", &k) == 0 && k.present[sp_knob_index("run")];
+	h->run = read_knob(&k, "run");
+	h->pages_to_scan = read_knob(&k, "pages_to_scan");
+	h->sleep_millisecs = read_knob(&k, "sleep_millisecs");
+	h->max_page_sharing = read_knob(&k, "max_page_sharing");
+	h->use_zero_pages = read_knob(&k, "use_zero_pages");
+	h->merge_across_nodes = read_knob(&k, "merge_across_nodes");
+	h->advisor_target_scan_time = read_knob(&k, "advisor_target_scan_time");
+	h->advisor_min_pages_to_scan = read_knob(&k, "advisor_min_pages_to_scan");
+	h->advisor_max_pages_to_scan = read_knob(&k, "advisor_max_pages_to_scan");
 	/* the kernel's defaults where a knob is missing */
 	if (h->pages_to_scan < 0)
 		h->pages_to_scan = 100;
@@ -117,43 +115,24 @@ static void read_host(struct est_host *h)
 
 static int parse_long(const char *s, long lo, long hi, long *out)
 {
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
+	return sp_arg_long(s, lo, hi, out);
 }
 
-static int parse_double(const char *s, double lo, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= lo))
-		return -1;
-	*out = v;
-	return 0;
-}
-
+/* "PID[,PID...]": every element a pid, none empty. 0 or -1. */
 static int add_pid_list(struct sp_pid_list *l, const char *arg)
 {
-	char *dup = strdup(arg), *tok, *save = NULL;
+	char *dup = strdup(arg), *tok, *next;
 	int ret = 0;
 
 	if (!dup)
 		return -1;
-	for (tok = strtok_r(dup, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save)) {
+	for (tok = dup; tok && !ret; tok = next) {
 		long pid;
 
-		if (parse_long(tok, 1, 1 << 22, &pid))
-			ret = -1;
-		else if (sp_pids_add(l, (int)pid))
+		next = strchr(tok, ',');
+		if (next)
+			*next++ = 0;
+		if (parse_long(tok, 1, 1 << 22, &pid) || sp_pids_add(l, (int)pid))
 			ret = -1;
 	}
 	free(dup);
@@ -220,7 +199,7 @@ struct targets {
 
 static int bad(const char *what, const char *arg)
 {
-	fprintf(stderr, "samepage estimate: invalid %s '%s' (see --help)\n", what, arg);
+	sp_errorf("samepage estimate: invalid %s '%s' (see --help)\n", what, sp_safe(arg));
 	return SP_EXIT_USAGE;
 }
 
@@ -253,27 +232,31 @@ static int parse(int argc, char **argv, struct est *e, struct targets *t)
 		case 'c':
 			n = sp_procs_by_comm("/proc", optarg, &t->found);
 			if (n < 0) {
-				fprintf(stderr, "samepage estimate: cannot list processes: %s\n", strerror((int)-n));
+				sp_errorf("samepage estimate: cannot list processes: %s\n", strerror((int)-n));
 				return SP_EXIT_FAIL;
 			}
 			if (n == 0)
-				fprintf(stderr, "samepage estimate: no process named '%s'\n", optarg);
+				sp_errorf("samepage estimate: no process named '%s'\n", sp_safe(optarg));
 			t->any = 1;
 			break;
 		case 'g':
 			n = sp_procs_cgroup(optarg, &t->found);
 			if (n < 0) {
-				fprintf(stderr, "samepage estimate: cgroup '%s': %s\n", optarg, strerror((int)-n));
-				return n == -ENOENT ? SP_EXIT_USAGE : SP_EXIT_FAIL;
+				/* like a pid that does not exist: a failure, not bad usage */
+				sp_errorf("samepage estimate: cgroup '%s': %s\n", sp_safe(optarg),
+					  n == -ENOENT	  ? "no such cgroup"
+					  : n == -ENOTDIR ? "not a cgroup directory"
+							  : strerror((int)-n));
+				return SP_EXIT_FAIL;
 			}
 			if (n == 0)
-				fprintf(stderr, "samepage estimate: cgroup '%s' has no processes\n", optarg);
+				sp_errorf("samepage estimate: cgroup '%s' has no processes\n", optarg);
 			t->any = 1;
 			break;
 		case 'a':
 			n = sp_procs_all("/proc", &t->found);
 			if (n < 0) {
-				fprintf(stderr, "samepage estimate: cannot list processes: %s\n", strerror((int)-n));
+				sp_errorf("samepage estimate: cannot list processes: %s\n", strerror((int)-n));
 				return SP_EXIT_FAIL;
 			}
 			t->any = 1;
@@ -302,12 +285,12 @@ static int parse(int argc, char **argv, struct est *e, struct targets *t)
 			e->o.samples = (int)v;
 			break;
 		case OPT_INTERVAL:
-			if (parse_double(optarg, 0, &d))
-				return bad("--interval (seconds)", optarg);
+			if (sp_arg_double(optarg, 0, MAX_INTERVAL_S, &d))
+				return bad("--interval (seconds, 0 to 86400)", optarg);
 			e->o.interval = d;
 			break;
 		case OPT_RATE:
-			if (parse_double(optarg, 0, &d) || d <= 0)
+			if (sp_arg_double(optarg, 0, 1e9, &d) || d <= 0)
 				return bad("--rate-limit (MB/s > 0)", optarg);
 			e->o.rate_limit = d;
 			break;
@@ -342,7 +325,7 @@ static int parse(int argc, char **argv, struct est *e, struct targets *t)
 		t->any = 1;
 	}
 	if (!t->any) {
-		fprintf(stderr, "samepage estimate: no target: give --pid, --comm, --cgroup or --all\n");
+		sp_errorf("samepage estimate: no target: give --pid, --comm, --cgroup or --all\n");
 		usage(stderr);
 		return SP_EXIT_USAGE;
 	}
@@ -373,7 +356,7 @@ static int build_procs(struct est *e, struct targets *t)
 		err = sp_proc_info("/proc", pid, &p->info);
 		if (err == -ESRCH) {
 			if (explicit) {
-				fprintf(stderr, "samepage estimate: pid %d: no such process\n", pid);
+				sp_errorf("samepage estimate: pid %d: no such process\n", pid);
 				missing++;
 			}
 			continue; /* a listed process that exited since */
@@ -381,14 +364,14 @@ static int build_procs(struct est *e, struct targets *t)
 		if (!explicit || sp_proc_is_kthread("/proc", pid) != 1) {
 			e->nprocs++;
 		} else {
-			fprintf(stderr, "samepage estimate: pid %d (%s) is a kernel thread: no memory to scan\n", pid,
-				p->info.comm);
+			sp_errorf("samepage estimate: pid %d (%s) is a kernel thread: no memory to scan\n", pid,
+				  sp_safe(p->info.comm));
 			missing++;
 		}
 	}
 	if (!e->nprocs) {
 		if (!missing)
-			fprintf(stderr, "samepage estimate: no process matched\n");
+			sp_errorf("samepage estimate: no process matched\n");
 		return SP_EXIT_FAIL;
 	}
 	return -1;
@@ -399,7 +382,7 @@ static int run(int argc, char **argv)
 	struct est e;
 	struct targets t;
 	double t0, c0;
-	int st, partial = 0, ok = 0, denied = 0, ret = SP_EXIT_OK;
+	int st, partial = 0, ok = 0, scanned = 0, denied = 0, ret = SP_EXIT_OK;
 
 	memset(&e, 0, sizeof(e));
 	memset(&t, 0, sizeof(t));
@@ -420,22 +403,18 @@ static int run(int argc, char **argv)
 	t0 = now_s(CLOCK_MONOTONIC);
 	c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
 	for (e.sample = 0; e.sample < e.o.samples; e.sample++) {
-		if (e.sample > 0 && e.o.interval > 0) {
-			struct timespec ts = {(time_t)e.o.interval,
-					      (long)((e.o.interval - (double)(time_t)e.o.interval) * 1e9)};
-
-			nanosleep(&ts, NULL);
-		}
+		if (e.sample > 0)
+			sp_sleep(e.o.interval);
 		if (est_scan(&e)) {
-			fprintf(stderr, "samepage estimate: out of memory for %llu page records: result is partial\n",
-				(unsigned long long)e.npg);
+			sp_errorf("samepage estimate: out of memory for %llu page records: result is partial\n",
+				  (unsigned long long)e.npg);
 			break;
 		}
 	}
 	e.sample = e.o.samples; /* done */
 	est_drop_volatile(&e);
 	if (est_add_ksm_zero(&e))
-		fprintf(stderr, "samepage estimate: out of memory: already merged zero pages left out\n");
+		sp_errorf("samepage estimate: out of memory: already merged zero pages left out\n");
 	e.scan_seconds = now_s(CLOCK_MONOTONIC) - t0 - (e.o.samples - 1) * e.o.interval;
 	est_model(&e);
 	e.cpu_seconds = now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -445,24 +424,27 @@ static int run(int argc, char **argv)
 
 		if (p->status == EST_OK)
 			ok++;
+		if (p->pages)
+			scanned++;
 		if (p->status == EST_DENIED)
 			denied++;
 		if (p->status != EST_OK || p->partial)
 			partial = 1;
 		if (p->status == EST_DENIED)
-			fprintf(stderr,
-				"samepage estimate: pid %d (%s): permission denied (needs ptrace access: "
-				"same user and ptrace_scope 0, or CAP_SYS_PTRACE)\n",
-				p->info.pid, p->info.comm);
+			sp_errorf("samepage estimate: pid %d (%s): permission denied (needs ptrace access: "
+				  "same user and ptrace_scope 0, or CAP_SYS_PTRACE)\n",
+				  p->info.pid, sp_safe(p->info.comm));
 		else if (p->status == EST_GONE)
-			fprintf(stderr, "samepage estimate: pid %d (%s) exited %s\n", p->info.pid, p->info.comm,
-				p->pages ? "during the scan" : "before it was scanned");
+			sp_errorf("samepage estimate: pid %d (%s) exited %s\n", p->info.pid, sp_safe(p->info.comm),
+				  p->pages ? "during the scan" : "before it was scanned");
 		else if (p->status == EST_FAILED)
-			fprintf(stderr, "samepage estimate: pid %d (%s): %s\n", p->info.pid, p->info.comm,
-				strerror(p->err));
+			sp_errorf("samepage estimate: pid %d (%s): %s\n", p->info.pid, sp_safe(p->info.comm),
+				  strerror(p->err));
 	}
 	partial |= e.oom;
-	if (!ok && !e.npg) {
+	/* one rule for targets that go away, whenever they do: what was read
+	 * of them is a partial result (5); nothing read at all is a failure */
+	if (!ok && !scanned) {
 		ret = denied ? SP_EXIT_PERM : SP_EXIT_FAIL;
 	} else {
 		if (e.o.json)
@@ -478,4 +460,4 @@ static int run(int argc, char **argv)
 	return ret;
 }
 
-SP_COMMAND(estimate, "predict what the kernel's KSM would save on given processes", run);
+SP_COMMAND_JSON(estimate, "predict what the kernel's KSM would save on given processes", run);

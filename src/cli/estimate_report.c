@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cli/estimate.h"
+#include "cli/textsafe.h"
 #include "cli/units.h"
 
 #define MAX_PAIR_PROCS		  1024
@@ -254,7 +255,7 @@ void est_print(struct est *e, int partial)
 
 			if (p->status != EST_OK && !p->pages)
 				continue;
-			printf("  %8d %-16s %10s %10s %6.1f%%%s\n", p->info.pid, p->info.comm,
+			printf("  %8d %-16s %10s %10s %6.1f%%%s\n", p->info.pid, sp_safe(p->info.comm),
 			       sp_fmt_pages(b1, sizeof(b1), p->pages), sp_fmt_bytes(b2, sizeof(b2), p->saving * 4096),
 			       pct(p->saving, (double)p->pages), p->partial ? "  (partial)" : "");
 			shown++;
@@ -273,7 +274,7 @@ void est_print(struct est *e, int partial)
 				break;
 			printf("  %8d %#-18lx %10s %10s %s\n", e->procs[v->proc].info.pid, (unsigned long)v->start,
 			       sp_fmt_pages(b1, sizeof(b1), v->pages), sp_fmt_bytes(b2, sizeof(b2), v->saving * 4096),
-			       v->name[0] ? v->name : "[anon]");
+			       v->name[0] ? sp_safe(v->name) : "[anon]");
 			shown++;
 		}
 		free(ix);
@@ -294,8 +295,8 @@ void est_print(struct est *e, int partial)
 			if (!printed++)
 				printf("\nProcesses sharing identical pages:\n");
 			printf("  %d (%s) and %d (%s): %s\n", e->procs[bi / e->nprocs].info.pid,
-			       e->procs[bi / e->nprocs].info.comm, e->procs[bi % e->nprocs].info.pid,
-			       e->procs[bi % e->nprocs].info.comm, sp_fmt_pages(b1, sizeof(b1), best));
+			       sp_safe(e->procs[bi / e->nprocs].info.comm), e->procs[bi % e->nprocs].info.pid,
+			       sp_safe(e->procs[bi % e->nprocs].info.comm), sp_fmt_pages(b1, sizeof(b1), best));
 			e->pair[bi] = 0;
 		}
 	}
@@ -305,11 +306,12 @@ void est_print(struct est *e, int partial)
 			const struct est_proc *p = &e->procs[i];
 
 			if (p->status != EST_OK)
-				printf("  pid %d (%s): %s%s\n", p->info.pid, p->info.comm, status_name(p->status),
+				printf("  pid %d (%s): %s%s\n", p->info.pid, sp_safe(p->info.comm),
+				       status_name(p->status),
 				       p->pages ? " during the scan: its pages so far are counted" : "");
 			else if (p->vanished)
 				printf("  pid %d (%s): %llu pages went away while being read (unmapped meanwhile)\n",
-				       p->info.pid, p->info.comm, (unsigned long long)p->vanished);
+				       p->info.pid, sp_safe(p->info.comm), (unsigned long long)p->vanished);
 		}
 		if (e->oom)
 			printf("  out of memory for the per-page records after %llu pages: the rest was not scanned\n",
@@ -341,7 +343,7 @@ int est_print_json(struct est *e, int partial)
 	json_object_object_add(knobs, "all_anon", json_object_new_boolean(e->o.all_anon));
 	json_object_object_add(knobs, "thp_split_zero", json_object_new_boolean(e->o.thp_split_zero));
 	json_object_object_add(knobs, "samples", json_object_new_int(e->o.samples));
-	json_object_object_add(knobs, "interval", json_object_new_double(e->o.interval));
+	json_object_object_add(knobs, "interval", sp_json_double(e->o.interval));
 	json_object_object_add(root, "model", knobs);
 
 	add_u(pred, "pages_shared", r->pages_shared);
@@ -365,7 +367,7 @@ int est_print_json(struct est *e, int partial)
 	scan_time(e, &st);
 	json_object_object_add(st_o, "pages_to_scan", json_object_new_int64(e->host.pages_to_scan));
 	json_object_object_add(st_o, "sleep_millisecs", json_object_new_int64(e->host.sleep_millisecs));
-	json_object_object_add(st_o, "full_scan_seconds", json_object_new_double(st.full_scan_s));
+	json_object_object_add(st_o, "full_scan_seconds", sp_json_double(st.full_scan_s));
 	json_object_object_add(st_o, "advisor_target_scan_time",
 			       json_object_new_int64(e->host.advisor_target_scan_time));
 	json_object_object_add(st_o, "pages_to_scan_for_target",
@@ -424,9 +426,9 @@ int est_print_json(struct est *e, int partial)
 				json_object_array_add(pairs, o);
 			}
 	json_object_object_add(root, "sharing", pairs);
-	json_object_object_add(root, "scan_seconds", json_object_new_double(e->scan_seconds));
-	json_object_object_add(root, "cpu_seconds", json_object_new_double(e->cpu_seconds));
-	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_object_add(root, "scan_seconds", sp_json_double(e->scan_seconds));
+	json_object_object_add(root, "cpu_seconds", sp_json_double(e->cpu_seconds));
+	sp_json_print(stdout, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	json_object_put(root);
 	return 0;
 }

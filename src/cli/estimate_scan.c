@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "cli/estimate.h"
+#include "cli/textsafe.h"
 #include "core/hash.h"
 #include "kernel/vmas.h"
 #include "mem/remote.h"
@@ -107,6 +108,10 @@ static int push(struct est *e, uint64_t key, uint32_t vma, uint32_t off)
 	return 0;
 }
 
+/* A later sample found the page changed or gone. Pages of a target that
+ * has exited (or refused access) since are not: they keep their first
+ * reading, counted like those of a target that exits during the first
+ * sample (the result is partial either way). */
 static void mark_volatile(struct est *e, struct sp_model_page *p)
 {
 	struct est_vma *v;
@@ -114,6 +119,8 @@ static void mark_volatile(struct est *e, struct sp_model_page *p)
 	if (p->vma & EST_VOLATILE)
 		return;
 	v = &e->vmas[p->vma];
+	if (e->procs[v->proc].status != EST_OK)
+		return;
 	p->vma |= EST_VOLATILE;
 	v->volatile_pages++;
 	e->procs[v->proc].volatile_pages++;
@@ -240,7 +247,7 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 			}
 		}
 		e->progress_done += npages;
-		sp_progress_update(&e->progress, e->progress_done, pr->info.comm);
+		sp_progress_update(&e->progress, e->progress_done, sp_safe(pr->info.comm));
 		rate_limit(s);
 	}
 	return 0;

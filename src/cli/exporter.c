@@ -5,6 +5,13 @@
  * collector. Each scrape reads /sys and /proc afresh (metrics.c); nothing
  * is cached, and nothing is written. One server thread answers scrapes one
  * at a time, so a scrape never sees another's half-built reading.
+ *
+ * Slow or hostile clients cannot starve scrapes: the server thread waits
+ * with epoll (no FD_SETSIZE ceiling), connections are limited in total and
+ * per client address, a connection idle for --timeout seconds is closed,
+ * libmicrohttpd's messages are rate-limited (one line per LOG_EVERY_S
+ * seconds, with the count of those suppressed), and the soft limit on open
+ * files is raised to the hard one at start.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,18 +19,31 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/metrics.h"
 
+#define LOG_EVERY_S 10 /* at most one line of libmicrohttpd's per this long */
+
 struct exporter {
 	struct sp_roots r;
 	int top_n;
+	long max_conn, max_per_ip, timeout_s;
 };
+
+/* the rate-limited log: libmicrohttpd calls it from its thread */
+static struct {
+	pthread_mutex_t lock;
+	struct timespec last;
+	unsigned long suppressed;
+} log_state = {PTHREAD_MUTEX_INITIALIZER, {0, 0}, 0};
 
 static void usage(FILE *f)
 {
@@ -38,10 +58,15 @@ static void usage(FILE *f)
 		   "                              port 0 picks a free one, printed on stderr)\n"
 		   "      --top-processes N       processes with their own series (default 20);\n"
 		   "                              the rest are summed as comm=\"other\"\n"
+		   "      --max-connections N     open connections at most (default 64)\n"
+		   "      --max-connections-per-ip N  from one client address at most (default 8)\n"
+		   "      --timeout SECONDS       close a connection idle this long (default 5)\n"
 		   "      --once                  print the metrics on stdout and exit\n" SP_ROOT_HELP "  -h, --help\n"
 		   "\n"
 		   "Exit status: 0 ok; 1 cannot listen; 2 bad usage; 4 no KSM in this kernel.\n");
 }
+
+#define UP_HELP "1 if every file of /sys/kernel/mm/ksm was read and valid (see samepage_ksm_invalid)."
 
 static char *render(const struct exporter *e, size_t *len)
 {
@@ -53,11 +78,10 @@ static char *render(const struct exporter *e, size_t *len)
 		return NULL;
 	if (sp_view_read(&e->r, 1, &v)) {
 		fputs("# samepage: the kernel's KSM could not be read\n", f);
-		fprintf(f, "# HELP samepage_ksm_up 1 if /sys/kernel/mm/ksm was read.\n# TYPE samepage_ksm_up gauge\n"
-			   "samepage_ksm_up 0\n");
+		fprintf(f, "# HELP samepage_ksm_up " UP_HELP "\n# TYPE samepage_ksm_up gauge\nsamepage_ksm_up 0\n");
 	} else {
-		fprintf(f, "# HELP samepage_ksm_up 1 if /sys/kernel/mm/ksm was read.\n# TYPE samepage_ksm_up gauge\n"
-			   "samepage_ksm_up 1\n");
+		fprintf(f, "# HELP samepage_ksm_up " UP_HELP "\n# TYPE samepage_ksm_up gauge\nsamepage_ksm_up %d\n",
+			!v.k.ninvalid);
 		sp_metrics_write(f, &v, e->top_n);
 		sp_view_free(&v);
 	}
@@ -127,6 +151,44 @@ static int parse_listen(const char *s, struct sockaddr_in *sa)
 	return 0;
 }
 
+static void log_limited(void *cls, const char *fmt, va_list ap)
+{
+	struct timespec now;
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&log_state.lock);
+	if (log_state.last.tv_sec && now.tv_sec - log_state.last.tv_sec < LOG_EVERY_S) {
+		log_state.suppressed++;
+	} else {
+		if (log_state.suppressed)
+			fprintf(stderr, "samepage exporter: %s (and %lu more messages in the last %ld s, not shown)\n",
+				msg, log_state.suppressed, (long)(now.tv_sec - log_state.last.tv_sec));
+		else
+			fprintf(stderr, "samepage exporter: %s\n", msg);
+		log_state.suppressed = 0;
+		log_state.last = now;
+	}
+	pthread_mutex_unlock(&log_state.lock);
+}
+
+/* Many connections need many descriptors: the soft limit up to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int serve(struct exporter *e, const struct sockaddr_in *sa)
 {
 	const union MHD_DaemonInfo *info;
@@ -139,19 +201,32 @@ static int serve(struct exporter *e, const struct sockaddr_in *sa)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL); /* the server thread inherits the mask */
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, e,
-			     MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	raise_nofile();
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
+			     e, MHD_OPTION_EXTERNAL_LOGGER, log_limited, NULL, MHD_OPTION_SOCK_ADDR, sa,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)e->max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			     (unsigned)e->max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)e->timeout_s,
+			     MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "samepage exporter: cannot listen on %s:%u: %s\n",
 			inet_ntop(AF_INET, &sa->sin_addr, host, sizeof(host)), ntohs(sa->sin_port), strerror(errno));
 		return SP_EXIT_FAIL;
 	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	fprintf(stderr, "samepage exporter: listening on %s:%u\n",
-		inet_ntop(AF_INET, &sa->sin_addr, host, sizeof(host)), info ? info->port : ntohs(sa->sin_port));
+	fprintf(stderr,
+		"samepage exporter: listening on %s:%u\n"
+		"samepage exporter: at most %ld connections, %ld per client address, idle timeout %ld s\n",
+		inet_ntop(AF_INET, &sa->sin_addr, host, sizeof(host)), info ? info->port : ntohs(sa->sin_port),
+		e->max_conn, e->max_per_ip, e->timeout_s);
 	sigwait(&set, &sig);
 	MHD_stop_daemon(d);
 	return SP_EXIT_OK;
+}
+
+static int bad_value(const char *opt, const char *arg, const char *range)
+{
+	fprintf(stderr, "samepage exporter: %s: '%s' is not %s\n", opt, arg, range);
+	return SP_EXIT_USAGE;
 }
 
 int sp_exporter_main(int argc, char **argv);
@@ -162,11 +237,14 @@ int sp_exporter_main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{"top-processes", required_argument, NULL, 't'},
 		{"once", no_argument, NULL, 'o'},
+		{"max-connections", required_argument, NULL, 'm'},
+		{"max-connections-per-ip", required_argument, NULL, 'p'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		SP_ROOT_OPTIONS,
 		{0},
 	};
-	struct exporter e = {{"/sys", "/proc"}, 20};
+	struct exporter e = {{"/sys", "/proc"}, 20, 64, 8, 5};
 	const char *listen = "127.0.0.1:9781";
 	struct sockaddr_in sa;
 	int once = 0, c, err;
@@ -188,6 +266,18 @@ int sp_exporter_main(int argc, char **argv)
 			break;
 		case 'o':
 			once = 1;
+			break;
+		case 'm':
+			if (sp_arg_long(optarg, 1, 100000, &e.max_conn))
+				return bad_value("--max-connections", optarg, "1..100000");
+			break;
+		case 'p':
+			if (sp_arg_long(optarg, 1, 100000, &e.max_per_ip))
+				return bad_value("--max-connections-per-ip", optarg, "1..100000");
+			break;
+		case 'T':
+			if (sp_arg_long(optarg, 1, 3600, &e.timeout_s))
+				return bad_value("--timeout", optarg, "1..3600 seconds");
 			break;
 		case 'h':
 			usage(stdout);

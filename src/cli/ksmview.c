@@ -6,8 +6,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "cli/ksmview.h"
+#include "cli/textsafe.h"
 #include "cli/units.h"
+
+/* Says once per file and process which KSM files hold no valid value. */
+static void warn_invalid(const struct sp_ksm *k)
+{
+	static int warned[SP_KSM_NKNOBS];
+
+	for (int i = 0; i < SP_KSM_NKNOBS; i++)
+		if (k->invalid[i] && !warned[i]) {
+			warned[i] = 1;
+			fprintf(stderr, "samepage %s: warning: %s: invalid value '%s' (%s): left out\n", sp_cmd_name,
+				sp_knobs[i].name, sp_safe(k->text[i]), k->invalid[i]);
+		}
+}
 
 int sp_view_read(const struct sp_roots *r, int with_procs, struct sp_view *v)
 {
@@ -18,6 +33,7 @@ int sp_view_read(const struct sp_roots *r, int with_procs, struct sp_view *v)
 	err = sp_ksm_read(r->sysfs, &v->k);
 	if (err)
 		return err;
+	warn_invalid(&v->k);
 	v->ksmd_pid = sp_ksmd_pid(r->proc);
 	if (v->ksmd_pid < 0 || sp_task_read(r->proc, v->ksmd_pid, &v->ksmd))
 		v->ksmd_pid = -1;
@@ -32,9 +48,12 @@ void sp_view_free(struct sp_view *v)
 	sp_ksm_users_free(&v->users);
 }
 
-static double dget(const struct sp_view *v, const char *name)
+/* b - a of a counter per second, or NaN when either reading lacks it */
+static double rate(const struct sp_view *a, const struct sp_view *b, const char *name, double dt)
 {
-	return (double)sp_ksm_get(&v->k, name, 0);
+	long long x = sp_ksm_get(&a->k, name, -1), y = sp_ksm_get(&b->k, name, -1);
+
+	return x >= 0 && y >= 0 ? (double)(y - x) / dt : NAN;
 }
 
 void sp_view_delta(const struct sp_view *a, const struct sp_view *b, struct sp_delta *d)
@@ -44,13 +63,22 @@ void sp_view_delta(const struct sp_view *a, const struct sp_view *b, struct sp_d
 	if (d->dt <= 0)
 		return;
 	d->valid = 1;
+	d->ksmd_cpu_pct = NAN;
 	if (a->ksmd_pid > 0 && a->ksmd_pid == b->ksmd_pid)
 		d->ksmd_cpu_pct = 100.0 * (b->ksmd.cpu_s - a->ksmd.cpu_s) / d->dt;
-	d->merged_per_s = (dget(b, "pages_sharing") - dget(a, "pages_sharing")) / d->dt;
+	d->merged_per_s = rate(a, b, "pages_sharing", d->dt);
+	d->cow_per_s = NAN;
 	if (a->cow_ksm >= 0 && b->cow_ksm >= 0)
 		d->cow_per_s = (double)(b->cow_ksm - a->cow_ksm) / d->dt;
-	d->scanned_per_s = (dget(b, "pages_scanned") - dget(a, "pages_scanned")) / d->dt;
-	d->scans_per_s = (dget(b, "full_scans") - dget(a, "full_scans")) / d->dt;
+	d->scanned_per_s = rate(a, b, "pages_scanned", d->dt);
+	d->scans_per_s = rate(a, b, "full_scans", d->dt);
+}
+
+long long sp_view_dscans(const struct sp_view *a, const struct sp_view *b)
+{
+	long long x = sp_ksm_get(&a->k, "full_scans", -1), y = sp_ksm_get(&b->k, "full_scans", -1);
+
+	return x >= 0 && y >= 0 ? y - x : 0;
 }
 
 /* pages ksmd walks per full scan: its rmap items, or the counters' sum */
@@ -58,8 +86,7 @@ static long long scan_pages(const struct sp_view *v)
 {
 	if (v->users.rmap_items > 0)
 		return v->users.rmap_items;
-	return sp_ksm_get(&v->k, "pages_shared", 0) + sp_ksm_get(&v->k, "pages_sharing", 0) +
-	       sp_ksm_get(&v->k, "pages_unshared", 0) + sp_ksm_get(&v->k, "pages_volatile", 0);
+	return sp_ksm_pages_tracked(&v->k);
 }
 
 void sp_view_scan_time(const struct sp_view *v, const struct sp_delta *d, long long dscans, struct sp_scan_time *s)
@@ -93,7 +120,7 @@ void sp_sleep(double seconds)
 {
 	struct timespec ts;
 
-	if (seconds <= 0)
+	if (!(seconds > 0) || !isfinite(seconds)) /* callers bound it; never an undefined cast */
 		return;
 	ts.tv_sec = (time_t)seconds;
 	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
@@ -122,6 +149,11 @@ static void print_ratio(FILE *f, const char *name, double num, double den, const
 		fprintf(f, "  %-18s %10s   %s\n", name, "-", meaning);
 }
 
+static int have(const struct sp_view *v, const char *name)
+{
+	return v->k.present[sp_knob_index(name)];
+}
+
 static void print_savings(FILE *f, const struct sp_view *v)
 {
 	long long sharing = sp_ksm_get(&v->k, "pages_sharing", 0), shared = sp_ksm_get(&v->k, "pages_shared", 0);
@@ -129,19 +161,24 @@ static void print_savings(FILE *f, const struct sp_view *v)
 	char b[32];
 
 	fprintf(f, "Savings\n");
-	fprintf(f, "  %-18s %10s   pages_sharing x page size = %lld x %ld B\n", "saved",
-		sp_fmt_bytes(b, sizeof(b), (double)sharing * (double)v->page_size), sharing, v->page_size);
-	if (v->k.present[sp_knob_index("ksm_zero_pages")])
+	if (have(v, "pages_sharing"))
+		fprintf(f, "  %-18s %10s   pages_sharing x page size = %lld x %ld B\n", "saved",
+			sp_fmt_bytes(b, sizeof(b), (double)sharing * (double)v->page_size), sharing, v->page_size);
+	else
+		fprintf(f, "  %-18s %10s   pages_sharing is %s\n", "saved", "?",
+			v->k.invalid[sp_knob_index("pages_sharing")] ? "INVALID" : "missing");
+	if (have(v, "ksm_zero_pages"))
 		fprintf(f, "  %-18s %10s   ksm_zero_pages x page size = %lld x %ld B\n", "zero pages",
 			sp_fmt_bytes(b, sizeof(b), (double)zero * (double)v->page_size), zero, v->page_size);
-	if (v->k.present[sp_knob_index("general_profit")])
+	if (have(v, "general_profit"))
 		fprintf(f,
 			"  %-18s %10s   general_profit: (pages_sharing + ksm_zero_pages) x page size\n"
 			"  %-18s %10s   - rmap items x sizeof(rmap_item), the kernel's figure\n",
-			"profit", sp_fmt_bytes(b, sizeof(b), dget(v, "general_profit")), "", "");
+			"profit", sp_fmt_bytes(b, sizeof(b), (double)sp_ksm_get(&v->k, "general_profit", 0)), "", "");
 	fprintf(f, "Ratios\n");
-	print_ratio(f, "sharing/shared", (double)sharing, (double)shared, "sharers per KSM page (higher: better)");
-	print_ratio(f, "unshared/sharing", (double)unshared, (double)sharing,
+	print_ratio(f, "sharing/shared", (double)sharing, have(v, "pages_sharing") ? (double)shared : 0,
+		    "sharers per KSM page (higher: better)");
+	print_ratio(f, "unshared/sharing", (double)unshared, have(v, "pages_unshared") ? (double)sharing : 0,
 		    "unique pages scanned per page saved (high: wasted scanning)");
 }
 
@@ -156,7 +193,7 @@ static void print_ksmd(FILE *f, const struct sp_view *v, const struct sp_delta *
 		fprintf(f, "  %-18s %10d   allowed CPUs %s, nice %d, %s CPU time in all\n", "pid", v->ksmd_pid,
 			sp_cpus_format(&v->ksmd.allowed, c, sizeof(c)), v->ksmd.nice,
 			sp_fmt_duration(b, sizeof(b), v->ksmd.cpu_s));
-		if (d && d->valid)
+		if (d && d->valid && !isnan(d->ksmd_cpu_pct))
 			fprintf(f, "  %-18s %9.1f%%   over %.1f s, from /proc/%d/stat utime+stime\n", "CPU",
 				d->ksmd_cpu_pct, d->dt, v->ksmd_pid);
 	}
@@ -175,6 +212,10 @@ static void print_advisor(FILE *f, const struct sp_view *v)
 {
 	int i = sp_knob_index("advisor_mode");
 
+	if (v->k.invalid[i]) {
+		fprintf(f, "  %-18s %10s   advisor_mode holds no valid mode\n", "advisor", "INVALID");
+		return;
+	}
 	if (!v->k.present[i]) {
 		fprintf(f, "  %-18s %10s   (no advisor on this kernel: pages_to_scan is set by hand)\n", "advisor",
 			"absent");
@@ -191,28 +232,40 @@ static void print_advisor(FILE *f, const struct sp_view *v)
 		sp_ksm_get(&v->k, "advisor_target_scan_time", 0), sp_ksm_get(&v->k, "advisor_max_cpu", 0));
 }
 
+static void print_rate(FILE *f, const char *name, double x, const char *meaning)
+{
+	if (isnan(x))
+		fprintf(f, "  %-18s %10s   %s\n", name, "-", meaning);
+	else
+		fprintf(f, "  %-18s %10.0f   %s\n", name, x, meaning);
+}
+
 static void print_rates(FILE *f, const struct sp_delta *d)
 {
 	if (!d || !d->valid)
 		return;
 	fprintf(f, "Rates (over %.1f s)\n", d->dt);
-	fprintf(f, "  %-18s %10.0f   d(pages_sharing)/dt\n", "merged/s", d->merged_per_s);
-	fprintf(f, "  %-18s %10.0f   d(cow_ksm)/dt from /proc/vmstat: writes that broke a merge\n", "COW breaks/s",
-		d->cow_per_s);
-	fprintf(f, "  %-18s %10.0f   d(pages_scanned)/dt\n", "scanned/s", d->scanned_per_s);
+	print_rate(f, "merged/s", d->merged_per_s, "d(pages_sharing)/dt");
+	print_rate(f, "COW breaks/s", d->cow_per_s, "d(cow_ksm)/dt from /proc/vmstat: writes that broke a merge");
+	print_rate(f, "scanned/s", d->scanned_per_s, "d(pages_scanned)/dt");
 }
 
 static void print_knobs(FILE *f, const struct sp_view *v, int counters)
 {
 	fprintf(f, counters ? "Counters\n" : "Knobs\n");
 	for (int i = 0; i < SP_KSM_NKNOBS; i++) {
-		if (!v->k.present[i] || (sp_knobs[i].kind == SP_KNOB_COUNTER) != counters)
+		if ((sp_knobs[i].kind == SP_KNOB_COUNTER) != counters)
 			continue;
-		fprintf(f, "  %-36s %-16s %s\n", sp_knobs[i].name, v->k.text[i], sp_knobs[i].doc);
+		if (v->k.invalid[i])
+			fprintf(f, "  %-36s %-16s INVALID (%s): left out\n", sp_knobs[i].name, sp_safe(v->k.text[i]),
+				v->k.invalid[i]);
+		else if (v->k.present[i])
+			fprintf(f, "  %-36s %-16s %s\n", sp_knobs[i].name, sp_safe(v->k.text[i]), sp_knobs[i].doc);
 	}
 	if (counters)
 		for (int i = 0; i < v->k.nextra; i++)
-			fprintf(f, "  %-36s %-16s (not known to samepage)\n", v->k.extra_name[i], v->k.extra_text[i]);
+			fprintf(f, "  %-36s %-16s (not known to samepage)\n", sp_safe(v->k.extra_name[i]),
+				sp_safe(v->k.extra_text[i]));
 }
 
 static void print_procs(FILE *f, const struct sp_view *v, int top_n)
@@ -230,7 +283,7 @@ static void print_procs(FILE *f, const struct sp_view *v, int top_n)
 	for (size_t i = 0; i < n; i++) {
 		const struct sp_proc *p = &v->users.p[i];
 
-		fprintf(f, "  %7d  %-16s %10ld %10ld %12s  %s\n", p->pid, p->comm, p->ksm_merging_pages,
+		fprintf(f, "  %7d  %-16s %10ld %10ld %12s  %s\n", p->pid, sp_safe(p->comm), p->ksm_merging_pages,
 			p->ksm_zero_pages, sp_fmt_bytes(b, sizeof(b), (double)p->ksm_process_profit),
 			p->merge_any ? "yes" : "no");
 	}
@@ -242,7 +295,15 @@ void sp_view_print(FILE *f, const struct sp_view *v, const struct sp_delta *d, c
 {
 	long long run = sp_ksm_get(&v->k, "run", -1);
 
-	fprintf(f, "KSM: run=%lld, %s\n", run, run_word(run));
+	if (run >= 0)
+		fprintf(f, "KSM: run=%lld, %s\n", run, run_word(run));
+	else
+		fprintf(f, "KSM: run=?, %s\n",
+			v->k.invalid[sp_knob_index("run")] ? "INVALID value in run" : "no run file");
+	if (v->k.ninvalid)
+		fprintf(f,
+			"WARNING: %d KSM file%s hold%s no valid value: marked INVALID below, left out of the figures\n",
+			v->k.ninvalid, v->k.ninvalid == 1 ? "" : "s", v->k.ninvalid == 1 ? "s" : "");
 	print_savings(f, v);
 	print_ksmd(f, v, d, s);
 	print_advisor(f, v);

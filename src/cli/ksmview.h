@@ -33,7 +33,8 @@ struct sp_view {
 	long page_size;
 };
 
-/* What two readings say; fields are NaN-free: valid says which are set. */
+/* What two readings say; valid says whether dt > 0. A rate a reading
+ * cannot give (ksmd not found, a counter absent or invalid) is NaN. */
 struct sp_delta {
 	double dt;
 	int valid;
@@ -47,10 +48,13 @@ struct sp_scan_time {
 	char how[160];
 };
 
-/* 0, or -ENOENT when the kernel has no KSM (sysfs dir missing), -errno. */
+/* 0, or -ENOENT when the kernel has no KSM (sysfs dir missing), -errno.
+ * Warns on stderr, once per file, about KSM files holding invalid values. */
 int sp_view_read(const struct sp_roots *r, int with_procs, struct sp_view *v);
 void sp_view_free(struct sp_view *v);
 void sp_view_delta(const struct sp_view *a, const struct sp_view *b, struct sp_delta *d);
+/* full scans between two readings (0 when either lacks full_scans) */
+long long sp_view_dscans(const struct sp_view *a, const struct sp_view *b);
 void sp_view_scan_time(const struct sp_view *v, const struct sp_delta *d, long long dscans, struct sp_scan_time *s);
 
 /* the human report; top_n rows of processes (0: none) */

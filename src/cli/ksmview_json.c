@@ -4,13 +4,28 @@
  * Knobs and counters keep their sysfs names; sizes are in bytes, times in
  * seconds; a figure that cannot be computed is null, never a guess.
  */
+#include <limits.h>
 #include <math.h>
 
 #include "cli/ksmview.h"
+#include "cli/textsafe.h"
 
 static struct json_object *num_or_null(int ok, double x)
 {
-	return ok && isfinite(x) ? json_object_new_double(x) : NULL;
+	return ok ? sp_json_double(x) : NULL;
+}
+
+/* a count of bytes, saturated at LLONG_MAX; null when not known */
+static struct json_object *bytes_or_null(int ok, double x)
+{
+	if (!ok || isnan(x))
+		return NULL;
+	return json_object_new_int64(x >= 9.2e18 ? LLONG_MAX : x <= -9.2e18 ? LLONG_MIN : (long long)x);
+}
+
+static int have(const struct sp_view *v, const char *name)
+{
+	return v->k.present[sp_knob_index(name)];
 }
 
 static struct json_object *knobs_json(const struct sp_view *v, int counters)
@@ -19,7 +34,11 @@ static struct json_object *knobs_json(const struct sp_view *v, int counters)
 	char b[48];
 
 	for (int i = 0; i < SP_KSM_NKNOBS; i++) {
-		if (!v->k.present[i] || (sp_knobs[i].kind == SP_KNOB_COUNTER) != counters)
+		if ((sp_knobs[i].kind == SP_KNOB_COUNTER) != counters)
+			continue;
+		if (v->k.invalid[i]) /* null here, its text under "invalid" */
+			json_object_object_add(o, sp_knobs[i].name, NULL);
+		if (!v->k.present[i])
 			continue;
 		if (sp_knobs[i].kind == SP_KNOB_MODE)
 			json_object_object_add(o, sp_knobs[i].name,
@@ -42,15 +61,18 @@ static struct json_object *savings_json(const struct sp_view *v)
 	double unshared = (double)sp_ksm_get(&v->k, "pages_unshared", 0);
 
 	json_object_object_add(o, "page_size", json_object_new_int64(v->page_size));
-	json_object_object_add(o, "saved_bytes", json_object_new_int64((long long)(sharing * ps)));
+	json_object_object_add(o, "saved_bytes", bytes_or_null(have(v, "pages_sharing"), sharing * ps));
 	json_object_object_add(o, "saved_formula", json_object_new_string("pages_sharing * page_size"));
 	json_object_object_add(o, "general_profit_bytes",
-			       json_object_new_int64(sp_ksm_get(&v->k, "general_profit", 0)));
+			       have(v, "general_profit") ? json_object_new_int64(sp_ksm_get(&v->k, "general_profit", 0))
+							 : NULL);
 	json_object_object_add(o, "general_profit_formula",
 			       json_object_new_string("(pages_sharing + ksm_zero_pages) * page_size - "
 						      "rmap_items * sizeof(rmap_item)"));
-	json_object_object_add(o, "sharing_per_shared", num_or_null(shared > 0, sharing / shared));
-	json_object_object_add(o, "unshared_per_sharing", num_or_null(sharing > 0, unshared / sharing));
+	json_object_object_add(o, "sharing_per_shared",
+			       num_or_null(shared > 0 && have(v, "pages_sharing"), sharing / shared));
+	json_object_object_add(o, "unshared_per_sharing",
+			       num_or_null(sharing > 0 && have(v, "pages_unshared"), unshared / sharing));
 	return o;
 }
 
@@ -84,11 +106,11 @@ static struct json_object *rates_json(const struct sp_delta *d)
 	if (!d || !d->valid)
 		return NULL;
 	o = json_object_new_object();
-	json_object_object_add(o, "interval_seconds", json_object_new_double(d->dt));
-	json_object_object_add(o, "merged_per_second", json_object_new_double(d->merged_per_s));
-	json_object_object_add(o, "cow_breaks_per_second", json_object_new_double(d->cow_per_s));
-	json_object_object_add(o, "scanned_per_second", json_object_new_double(d->scanned_per_s));
-	json_object_object_add(o, "full_scans_per_second", json_object_new_double(d->scans_per_s));
+	json_object_object_add(o, "interval_seconds", sp_json_double(d->dt));
+	json_object_object_add(o, "merged_per_second", sp_json_double(d->merged_per_s));
+	json_object_object_add(o, "cow_breaks_per_second", sp_json_double(d->cow_per_s));
+	json_object_object_add(o, "scanned_per_second", sp_json_double(d->scanned_per_s));
+	json_object_object_add(o, "full_scans_per_second", sp_json_double(d->scans_per_s));
 	return o;
 }
 
@@ -116,12 +138,16 @@ static struct json_object *procs_json(const struct sp_view *v, int top_n)
 struct json_object *sp_view_json(const struct sp_view *v, const struct sp_delta *d, const struct sp_scan_time *s,
 				 int top_n)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *o = json_object_new_object(), *inv = json_object_new_object();
 	char b[48];
 	int am = sp_knob_index("advisor_mode");
 
+	for (int i = 0; i < SP_KSM_NKNOBS; i++)
+		if (v->k.invalid[i])
+			json_object_object_add(inv, sp_knobs[i].name, json_object_new_string(v->k.text[i]));
 	json_object_object_add(o, "knobs", knobs_json(v, 0));
 	json_object_object_add(o, "counters", knobs_json(v, 1));
+	json_object_object_add(o, "invalid", inv);
 	json_object_object_add(o, "savings", savings_json(v));
 	json_object_object_add(o, "ksmd", ksmd_json(v, d, s));
 	json_object_object_add(o, "advisor_mode",

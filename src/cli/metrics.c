@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* metrics.c - the kernel's KSM as Prometheus metrics (see metrics.h). */
+#include <math.h>
 #include <string.h>
 
 #include "cli/metrics.h"
+#include "cli/textsafe.h"
 
-/* integers exactly, fractions to 15 digits */
+/* integers exactly (up to 2^53, where doubles stop being exact), the rest
+ * to 15 digits */
 static void value(FILE *f, double x)
 {
-	if (x == (double)(long long)x)
-		fprintf(f, " %lld\n", (long long)x);
+	if (fabs(x) < 9007199254740992.0 && x == floor(x))
+		fprintf(f, " %.0f\n", x);
 	else
 		fprintf(f, " %.15g\n", x);
 }
@@ -68,8 +71,9 @@ static void more_counters(FILE *f, const struct sp_view *v)
 	     "KSM pages in stable node chains (stable_node_dups).", 1);
 	knob(f, v, "general_profit", "samepage_ksm_general_profit_bytes", "gauge",
 	     "Bytes saved minus the kernel memory of rmap items (general_profit).", 1);
-	one(f, "samepage_ksm_saved_bytes", "gauge", "pages_sharing times the page size.",
-	    (double)sp_ksm_get(&v->k, "pages_sharing", 0) * ps);
+	if (v->k.present[sp_knob_index("pages_sharing")])
+		one(f, "samepage_ksm_saved_bytes", "gauge", "pages_sharing times the page size.",
+		    (double)sp_ksm_get(&v->k, "pages_sharing", 0) * ps);
 	knob(f, v, "max_page_sharing", "samepage_ksm_max_page_sharing", "gauge", "Most sharers of one KSM page.", 1);
 	knob(f, v, "use_zero_pages", "samepage_ksm_use_zero_pages", "gauge", "1 if empty pages map the zero page.", 1);
 	knob(f, v, "smart_scan", "samepage_ksm_smart_scan", "gauge", "1 if smart_scan skips pages that stay unique.",
@@ -103,8 +107,12 @@ static void advisor(FILE *f, const struct sp_view *v)
 	     "Advisor: highest pages_to_scan.", 1);
 }
 
-static void label(FILE *f, const char *s)
+/* a label value: valid UTF-8 (sp_text), with \\, \" and newline escaped */
+static void label(FILE *f, const char *raw)
 {
+	char buf[256];
+	const char *s = sp_text(buf, sizeof(buf), raw, SP_TEXT_CONTROLS);
+
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
 			fprintf(f, "\\%c", *s);
@@ -153,8 +161,21 @@ static void processes(FILE *f, const struct sp_view *v, int top_n)
 		    "ksm_zero_pages per process; beyond the top ones summed as comm=\"other\".", 2);
 }
 
+/* files that held no valid value: left out above, named here */
+static void invalid(FILE *f, const struct sp_view *v)
+{
+	if (!v->k.ninvalid)
+		return;
+	head(f, "samepage_ksm_invalid", "gauge",
+	     "1 for each KSM file whose text is not a valid value (its metric is left out).");
+	for (int i = 0; i < SP_KSM_NKNOBS; i++)
+		if (v->k.invalid[i])
+			fprintf(f, "samepage_ksm_invalid{file=\"%s\"} 1\n", sp_knobs[i].name);
+}
+
 void sp_metrics_write(FILE *f, const struct sp_view *v, int top_n)
 {
+	invalid(f, v);
 	node_exporter_names(f, v);
 	more_counters(f, v);
 	advisor(f, v);

@@ -24,6 +24,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "kernel/procs.h"
+#include "kernel/readfile.h"
 
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67
@@ -98,16 +99,10 @@ static int failed(const char *cmd, const struct failure *f)
 static char task_state(const char *proc, pid_t pid)
 {
 	char path[256], buf[512], *p;
-	FILE *f;
-	size_t n;
 
 	snprintf(path, sizeof(path), "%s/%d/stat", proc, pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (sp_read_small(path, buf, sizeof(buf)) < 0)
 		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
 	p = strrchr(buf, ')');
 	return p && p[1] == ' ' ? p[2] : 0;
 }

@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/textsafe.h"
 
 struct assign {
 	int idx;
@@ -39,7 +40,8 @@ static void usage(FILE *f)
 			fprintf(f, "  %-36s %s\n", sp_knobs[i].name, sp_knobs[i].doc);
 	fprintf(f, "\n"
 		   "  -n, --dry-run               check and show old -> new, write nothing\n"
-		   "      --json                  JSON on stdout\n" SP_ROOT_HELP "  -h, --help\n"
+		   "      --json                  JSON on stdout (on failure too: {\"error\": ...})\n" SP_ROOT_HELP
+		   "  -h, --help\n"
 		   "\n"
 		   "Example: samepage set run=2 merge_across_nodes=0 run=1\n"
 		   "Exit status: 0 ok; 1 the kernel refused a write; 2 bad usage (unknown knob, bad\n"
@@ -68,7 +70,7 @@ static int parse_assign(const char *arg, const struct sp_ksm *k, struct assign *
 	int err;
 
 	if (!eq || !n || n >= sizeof(a->name)) {
-		fprintf(stderr, "samepage set: '%s': expected KNOB=VALUE\n", arg);
+		sp_errorf("samepage set: '%s': expected KNOB=VALUE\n", arg);
 		return SP_EXIT_USAGE;
 	}
 	memcpy(a->name, arg, n);
@@ -76,20 +78,20 @@ static int parse_assign(const char *arg, const struct sp_ksm *k, struct assign *
 	err = sp_knob_check(a->name, eq + 1, a->canon, sizeof(a->canon), &why);
 	a->idx = sp_knob_index(a->name);
 	if (err == -ENOENT) {
-		fprintf(stderr, "samepage set: unknown knob '%s' (samepage set --help lists them)\n", a->name);
+		sp_errorf("samepage set: unknown knob '%s' (samepage set --help lists them)\n", a->name);
 		return SP_EXIT_USAGE;
 	}
 	if (err == -EROFS) {
-		fprintf(stderr, "samepage set: %s is a read-only counter, not a knob\n", a->name);
+		sp_errorf("samepage set: %s is a read-only counter, not a knob\n", a->name);
 		return SP_EXIT_USAGE;
 	}
 	if (err) {
-		fprintf(stderr, "samepage set: %s=%s: %s; %s takes %s\n", a->name, eq + 1, why, a->name,
-			range_text(&sp_knobs[a->idx], range, sizeof(range)));
+		sp_errorf("samepage set: %s=%s: %s; %s takes %s\n", a->name, eq + 1, why, a->name,
+			  range_text(&sp_knobs[a->idx], range, sizeof(range)));
 		return SP_EXIT_USAGE;
 	}
 	if (!k->present[a->idx]) {
-		fprintf(stderr, "samepage set: this kernel has no %s (no such file in /sys/kernel/mm/ksm)\n", a->name);
+		sp_errorf("samepage set: this kernel has no %s (no such file in /sys/kernel/mm/ksm)\n", a->name);
 		return SP_EXIT_NOKSM;
 	}
 	return SP_EXIT_OK;
@@ -102,21 +104,19 @@ static int explain(const struct sp_roots *r, const struct assign *a, int err)
 	char dir[400];
 
 	sp_ksm_dir(r->sysfs, dir, sizeof(dir));
-	fprintf(stderr, "samepage set: writing %s to %s/%s: %s\n", a->canon, dir, a->name, strerror(-err));
+	sp_errorf("samepage set: writing %s to %s/%s: %s\n", a->canon, dir, a->name, strerror(-err));
 	sp_ksm_read(r->sysfs, &k);
 	switch (err) {
 	case -EBUSY:
-		fprintf(stderr,
-			"  the kernel refuses to change %s while KSM pages exist (pages_shared=%lld).\n"
-			"  Unmerge first, then merge again: samepage set run=2 %s=%s run=1\n",
-			a->name, sp_ksm_get(&k, "pages_shared", 0), a->name, a->canon);
+		sp_errorf("  the kernel refuses to change %s while KSM pages exist (pages_shared=%lld).\n"
+			  "  Unmerge first, then merge again: samepage set run=2 %s=%s run=1\n",
+			  a->name, sp_ksm_get(&k, "pages_shared", 0), a->name, a->canon);
 		return SP_EXIT_FAIL;
 	case -EINVAL:
 		if (!strcmp(a->name, "pages_to_scan") && sp_ksm_get(&k, "advisor_mode", 0) == 1)
-			fprintf(stderr,
-				"  the advisor sets pages_to_scan while advisor_mode=scan-time.\n"
-				"  Set it by hand with: samepage set advisor_mode=none pages_to_scan=%s\n",
-				a->canon);
+			sp_errorf("  the advisor sets pages_to_scan while advisor_mode=scan-time.\n"
+				  "  Set it by hand with: samepage set advisor_mode=none pages_to_scan=%s\n",
+				  a->canon);
 		else
 			fprintf(stderr, "  the kernel rejected the value\n");
 		return SP_EXIT_FAIL;
@@ -136,7 +136,7 @@ static void report(const struct assign *a, int dry, struct json_object *arr)
 	struct json_object *o;
 
 	if (!arr) {
-		printf("%s: %s -> %s%s\n", a->name, a->old, a->canon, dry ? " (dry run)" : "");
+		printf("%s: %s -> %s%s\n", a->name, sp_safe(a->old), a->canon, dry ? " (dry run)" : "");
 		return;
 	}
 	o = json_object_new_object();
@@ -168,7 +168,7 @@ static void side_effects(const struct sp_roots *r, const struct sp_ksm *before, 
 		sp_ksm_writable_text(before, i, a.old, sizeof(a.old));
 		sp_ksm_writable_text(&after, i, a.canon, sizeof(a.canon));
 		if (!arr)
-			printf("%s: %s -> %s (changed by the kernel)\n", a.name, a.old, a.canon);
+			printf("%s: %s -> %s (changed by the kernel)\n", a.name, sp_safe(a.old), sp_safe(a.canon));
 		else
 			report(&a, 0, arr);
 	}
@@ -211,9 +211,16 @@ static int set_all(const struct sp_roots *r, int argc, char **argv, int dry, int
 		rc = parse_assign(argv[i], &k, &as[i]);
 	if (rc == SP_EXIT_OK)
 		rc = apply(r, as, argc, dry, arr);
-	if (arr)
-		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
-	json_object_put(arr);
+	if (arr) { /* {"changes": [...]}, and "error" when not all were made */
+		struct json_object *o = json_object_new_object();
+		const char *m = sp_error_message();
+
+		json_object_object_add(o, "changes", arr);
+		if (rc != SP_EXIT_OK)
+			json_object_object_add(o, "error", json_object_new_string(m ? m : "failed"));
+		sp_json_print(stdout, o, JSON_C_TO_STRING_PRETTY);
+		json_object_put(o);
+	}
 	free(as);
 	return rc;
 }
@@ -251,10 +258,10 @@ int sp_set_main(int argc, char **argv)
 		}
 	}
 	if (optind == argc) {
-		fprintf(stderr, "samepage set: nothing to set: give KNOB=VALUE (samepage set --help)\n");
+		sp_errorf("samepage set: nothing to set: give KNOB=VALUE (samepage set --help)\n");
 		return SP_EXIT_USAGE;
 	}
 	return set_all(&r, argc - optind, argv + optind, dry, json);
 }
 
-SP_COMMAND(set, "write KSM knobs, validated, showing old -> new", sp_set_main);
+SP_COMMAND_JSON(set, "write KSM knobs, validated, showing old -> new", sp_set_main);

@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/textsafe.h"
 
 static void usage(FILE *f)
 {
@@ -21,7 +22,8 @@ static void usage(FILE *f)
 		   "  -i, --interval SECONDS      sample ksmd CPU and rates over this long (default 0.5;\n"
 		   "                              0: one reading, no CPU %% or rates)\n"
 		   "  -n, --top N                 process rows (default 10; 0: none)\n"
-		   "      --json                  JSON on stdout\n" SP_ROOT_HELP "  -h, --help\n"
+		   "      --json                  JSON on stdout (on failure too: {\"error\": ...})\n" SP_ROOT_HELP
+		   "  -h, --help\n"
 		   "\n"
 		   "Exit status: 0 ok; 1 failed; 2 bad usage; 4 no KSM in this kernel.\n");
 }
@@ -39,15 +41,17 @@ static int report(const struct sp_roots *r, double interval, int top_n, int json
 		return sp_ksm_unreadable("status", r, err);
 	sp_sleep(interval);
 	err = sp_view_read(r, 1, &b);
-	if (err)
+	if (err) {
+		sp_view_free(&a);
 		return sp_ksm_unreadable("status", r, err);
+	}
 	if (interval > 0)
 		sp_view_delta(&a, &b, &d);
-	sp_view_scan_time(&b, &d, sp_ksm_get(&b.k, "full_scans", 0) - sp_ksm_get(&a.k, "full_scans", 0), &s);
+	sp_view_scan_time(&b, &d, sp_view_dscans(&a, &b), &s);
 	if (json) {
 		struct json_object *o = sp_view_json(&b, &d, &s, top_n);
 
-		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		sp_json_print(stdout, o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 		json_object_put(o);
 	} else {
 		sp_view_print(stdout, &b, &d, &s, top_n);
@@ -96,13 +100,13 @@ int sp_status_main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "samepage status: unexpected argument '%s'\n", argv[optind]);
+		sp_errorf("samepage status: unexpected argument '%s'\n", argv[optind]);
 		return SP_EXIT_USAGE;
 	}
 	return report(&r, interval, (int)top_n, json);
 bad:
-	fprintf(stderr, "samepage status: invalid value '%s' for -%c\n", optarg, c);
+	sp_errorf("samepage status: invalid value '%s' for -%c\n", optarg, c);
 	return SP_EXIT_USAGE;
 }
 
-SP_COMMAND(status, "the kernel's KSM: knobs, counters, savings, ksmd CPU, processes", sp_status_main);
+SP_COMMAND_JSON(status, "the kernel's KSM: knobs, counters, savings, ksmd CPU, processes", sp_status_main);

@@ -20,6 +20,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/textsafe.h"
 
 static struct termios saved_tty;
 static int tty_raw;
@@ -99,14 +100,14 @@ static void show(const struct top_opts *o, const struct sp_view *prev, const str
 {
 	struct sp_delta d;
 	struct sp_scan_time s;
-	long long dscans = sp_ksm_get(&now->k, "full_scans", 0) - sp_ksm_get(&prev->k, "full_scans", 0);
+	long long dscans = sp_view_dscans(prev, now);
 
 	sp_view_delta(prev, now, &d);
 	sp_view_scan_time(now, &d, dscans, &s);
 	if (o->json) {
 		struct json_object *j = sp_view_json(now, &d, &s, (int)o->top_n);
 
-		puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		sp_json_print(stdout, j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		json_object_put(j);
 	} else {
 		if (!o->batch)
@@ -133,6 +134,7 @@ static int loop(const struct top_opts *o)
 		if (err) {
 			sp_view_free(&a);
 			tty_restore();
+			sp_json_printed = 0; /* the readings so far, then the error */
 			return sp_ksm_unreadable("top", &o->r, err);
 		}
 		show(o, &a, &b);
@@ -193,15 +195,15 @@ int sp_top_main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "samepage top: unexpected argument '%s'\n", argv[optind]);
+		sp_errorf("samepage top: unexpected argument '%s'\n", argv[optind]);
 		return SP_EXIT_USAGE;
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	return loop(&o);
 bad:
-	fprintf(stderr, "samepage top: invalid value '%s' for %s\n", optarg, argv[optind - 1]);
+	sp_errorf("samepage top: invalid value '%s' for %s\n", optarg, argv[optind - 1]);
 	return SP_EXIT_USAGE;
 }
 
-SP_COMMAND(top, "the kernel's KSM live, with merge and COW rates (q quits)", sp_top_main);
+SP_COMMAND_JSON(top, "the kernel's KSM live, with merge and COW rates (q quits)", sp_top_main);

@@ -120,6 +120,11 @@ static int loop(struct tuner *t)
 		snprintf(why, sizeof(why), "%s", strsignal(sig));
 	else
 		snprintf(why, sizeof(why), "%s", rc ? "error" : "done");
+	if (rc) {
+		t->exit_error = sp_error_message();
+		if (!t->exit_error)
+			t->exit_error = "failed";
+	}
 	sp_tune_log(t, "exit", NULL, NULL, NULL, why);
 	close(sfd);
 	if (rc == SP_EXIT_OK && t->once && t->write_errors)
@@ -145,4 +150,4 @@ int sp_tune_main(int argc, char **argv)
 	return loop(&t);
 }
 
-SP_COMMAND(tune, "keep KSM tuned: ksmtuned rules or a scan-time target, logged", sp_tune_main);
+SP_COMMAND_JSON(tune, "keep KSM tuned: ksmtuned rules or a scan-time target, logged", sp_tune_main);

@@ -32,6 +32,7 @@ struct tuner {
 	int have_prev;
 	struct sp_tune_sample prev;
 	int write_errors;
+	const char *exit_error; /* set when the loop ends in failure: the exit event's "error" */
 };
 
 /* Parses argv into t (defaults, then --config, then the options). 0, an

@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/textsafe.h"
 #include "cli/tune.h"
 #include "kernel/procs.h"
 
@@ -54,15 +55,17 @@ void sp_tune_log(const struct tuner *t, const char *action, const char *knob, co
 		if (val)
 			json_object_object_add(o, "new", num_or_text(val));
 		json_object_object_add(o, "reason", json_object_new_string(reason));
-		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		if (!strcmp(action, "exit") && t->exit_error) /* --json: a failure carries "error" */
+			json_object_object_add(o, "error", json_object_new_string(t->exit_error));
+		sp_json_print(stdout, o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		json_object_put(o);
 	} else if (knob && old && val) {
-		printf("%s %s %s %s -> %s: %s\n", when, !strcmp(action, "would-set") ? "would set" : action, knob, old,
-		       val, reason);
+		printf("%s %s %s %s -> %s: %s\n", when, !strcmp(action, "would-set") ? "would set" : action, knob,
+		       sp_safe(old), sp_safe(val), sp_safe(reason));
 	} else if (knob && old) {
-		printf("%s %s %s %s: %s\n", when, action, knob, old, reason);
+		printf("%s %s %s %s: %s\n", when, action, knob, sp_safe(old), sp_safe(reason));
 	} else {
-		printf("%s %s: %s\n", when, action, reason);
+		printf("%s %s: %s\n", when, action, sp_safe(reason));
 	}
 	fflush(stdout);
 }
@@ -131,16 +134,12 @@ int sp_tune_read(struct tuner *t, struct sp_tune_input *in)
 	in->mem_total_kb = sp_mem_total_kb(t->r.proc);
 	in->mem_avail_kb = sp_mem_available_kb(t->r.proc);
 	if (in->mem_total_kb <= 0 || in->mem_avail_kb < 0) {
-		fprintf(stderr, "samepage tune: %s/meminfo: no MemTotal or MemAvailable\n", t->r.proc);
+		sp_errorf("samepage tune: %s/meminfo: no MemTotal or MemAvailable\n", t->r.proc);
 		sp_view_free(&v);
 		return SP_EXIT_FAIL;
 	}
 	in->committed_kb = vm_rss_kb(t->r.proc);
-	in->scan_pages = v.users.rmap_items > 0
-				 ? v.users.rmap_items
-				 : sp_ksm_get(&v.k, "pages_shared", 0) + sp_ksm_get(&v.k, "pages_sharing", 0) +
-					   sp_ksm_get(&v.k, "pages_unshared", 0) +
-					   sp_ksm_get(&v.k, "pages_volatile", 0);
+	in->scan_pages = v.users.rmap_items > 0 ? v.users.rmap_items : sp_ksm_pages_tracked(&v.k);
 	for (int k = 0; k < SP_TK_COUNT; k++) {
 		char text[48];
 

@@ -51,14 +51,13 @@ static int wanted_cpus(const struct tuner *t, struct sp_cpus *want, char *why, s
 			 sp_cpus_format(&online, b1, sizeof(b1)), *sp_cpus_format(&iso, b2, sizeof(b2)) ? b2 : "(none)",
 			 *sp_cpus_format(&nohz, b3, sizeof(b3)) ? b3 : "(none)");
 		if (!sp_cpus_count(want)) {
-			fprintf(stderr, "samepage tune: --ksmd-cpus=housekeeping: no CPU left (%s)\n", why);
+			sp_errorf("samepage tune: --ksmd-cpus=housekeeping: no CPU left (%s)\n", why);
 			return SP_EXIT_USAGE;
 		}
 		return 0;
 	}
 	if (sp_cpus_parse(t->ksmd_cpus, want) || !sp_cpus_count(want)) {
-		fprintf(stderr, "samepage tune: --ksmd-cpus %s: not a CPU list like 0-1,3 (or housekeeping)\n",
-			t->ksmd_cpus);
+		sp_errorf("samepage tune: --ksmd-cpus %s: not a CPU list like 0-1,3 (or housekeeping)\n", t->ksmd_cpus);
 		return SP_EXIT_USAGE;
 	}
 	if (sp_cpus_count(&online)) {
@@ -66,8 +65,8 @@ static int wanted_cpus(const struct tuner *t, struct sp_cpus *want, char *why, s
 
 		sp_cpus_andnot(want, &online, &off);
 		if (sp_cpus_count(&off)) {
-			fprintf(stderr, "samepage tune: --ksmd-cpus %s: CPU %s not online (online: %s)\n", t->ksmd_cpus,
-				sp_cpus_format(&off, b1, sizeof(b1)), sp_cpus_format(&online, b2, sizeof(b2)));
+			sp_errorf("samepage tune: --ksmd-cpus %s: CPU %s not online (online: %s)\n", t->ksmd_cpus,
+				  sp_cpus_format(&off, b1, sizeof(b1)), sp_cpus_format(&online, b2, sizeof(b2)));
 			return SP_EXIT_USAGE;
 		}
 	}
@@ -96,8 +95,7 @@ static int move_ksmd(struct tuner *t)
 	}
 	err = set_cpus(t->ksmd_pid, &want);
 	if (err) {
-		fprintf(stderr, "samepage tune: sched_setaffinity(ksmd %d, %s): %s\n", t->ksmd_pid, val,
-			strerror(-err));
+		sp_errorf("samepage tune: sched_setaffinity(ksmd %d, %s): %s\n", t->ksmd_pid, val, strerror(-err));
 		return err == -EPERM ? SP_EXIT_PERM : SP_EXIT_FAIL;
 	}
 	t->cpus_changed = 1;
@@ -122,7 +120,7 @@ static int renice_ksmd(struct tuner *t)
 		return 0;
 	}
 	if (setpriority(PRIO_PROCESS, (id_t)t->ksmd_pid, t->nice)) {
-		fprintf(stderr, "samepage tune: setpriority(ksmd %d, %d): %s\n", t->ksmd_pid, t->nice, strerror(errno));
+		sp_errorf("samepage tune: setpriority(ksmd %d, %d): %s\n", t->ksmd_pid, t->nice, strerror(errno));
 		return errno == EPERM || errno == EACCES ? SP_EXIT_PERM : SP_EXIT_FAIL;
 	}
 	t->nice_changed = 1;
@@ -137,14 +135,13 @@ int sp_tune_ksmd(struct tuner *t)
 	if (!t->ksmd_cpus && !t->set_nice)
 		return 0;
 	if (t->ksmd_pid <= 0) {
-		fprintf(stderr, "samepage tune: no ksmd thread in %s: cannot set its CPUs or nice\n", t->r.proc);
+		sp_errorf("samepage tune: no ksmd thread in %s: cannot set its CPUs or nice\n", t->r.proc);
 		return SP_EXIT_FAIL;
 	}
 	if (!t->dry && !live_proc(t->r.proc)) {
-		fprintf(stderr,
-			"samepage tune: --ksmd-cpus/--ksmd-nice change a live thread, but %s is not procfs "
-			"(add --dry-run to see the decision on a recorded tree)\n",
-			t->r.proc);
+		sp_errorf("samepage tune: --ksmd-cpus/--ksmd-nice change a live thread, but %s is not procfs "
+			  "(add --dry-run to see the decision on a recorded tree)\n",
+			  t->r.proc);
 		return SP_EXIT_USAGE;
 	}
 	if (t->ksmd_cpus)
@@ -168,7 +165,7 @@ void sp_tune_ksmd_restore(struct tuner *t)
 		sp_cpus_format(&t->cpus_start, val, sizeof(val));
 		err = set_cpus(t->ksmd_pid, &t->cpus_start);
 		if (err)
-			fprintf(stderr, "samepage tune: restoring ksmd's CPUs %s: %s\n", val, strerror(-err));
+			sp_errorf("samepage tune: restoring ksmd's CPUs %s: %s\n", val, strerror(-err));
 		else
 			sp_tune_log(t, "restore", "ksmd_cpus", old, val, "ksmd's CPUs when tune started");
 	}
@@ -176,8 +173,7 @@ void sp_tune_ksmd_restore(struct tuner *t)
 		snprintf(old, sizeof(old), "%d", t->nice);
 		snprintf(val, sizeof(val), "%d", t->nice_start);
 		if (setpriority(PRIO_PROCESS, (id_t)t->ksmd_pid, t->nice_start))
-			fprintf(stderr, "samepage tune: restoring ksmd's nice %d: %s\n", t->nice_start,
-				strerror(errno));
+			sp_errorf("samepage tune: restoring ksmd's nice %d: %s\n", t->nice_start, strerror(errno));
 		else
 			sp_tune_log(t, "restore", "ksmd_nice", old, val, "ksmd's nice when tune started");
 	}

@@ -103,7 +103,7 @@ static int read_config(const char *path, struct sp_tune_config *c)
 	int err;
 
 	if (!f || !buf) {
-		fprintf(stderr, "samepage tune: --config %s: %s\n", path, strerror(errno));
+		sp_errorf("samepage tune: --config %s: %s\n", path, strerror(errno));
 		free(buf);
 		if (f)
 			fclose(f);
@@ -115,18 +115,18 @@ static int read_config(const char *path, struct sp_tune_config *c)
 	err = sp_tune_config_parse(buf, c, msg, sizeof(msg));
 	free(buf);
 	if (err) {
-		fprintf(stderr, "samepage tune: %s: %s\n", path, msg);
+		sp_errorf("samepage tune: %s: %s\n", path, msg);
 		return SP_EXIT_USAGE;
 	}
 	if (*msg)
-		fprintf(stderr, "samepage tune: %s: %s\n", path, msg);
+		sp_errorf("samepage tune: %s: %s\n", path, msg);
 	return SP_EXIT_OK;
 }
 
 static int num_opt(const char *name, const char *arg, long lo, long hi, long *out)
 {
 	if (sp_arg_long(arg, lo, hi, out)) {
-		fprintf(stderr, "samepage tune: %s %s: not an integer from %ld to %ld\n", name, arg, lo, hi);
+		sp_errorf("samepage tune: %s %s: not an integer from %ld to %ld\n", name, arg, lo, hi);
 		return -1;
 	}
 	return 0;
@@ -179,7 +179,7 @@ int sp_tune_parse(struct tuner *t, int argc, char **argv)
 		switch (c) {
 		case OPT_MODE:
 			if (strcmp(optarg, "scan-time") && strcmp(optarg, "ksmtuned")) {
-				fprintf(stderr, "samepage tune: --mode %s: must be scan-time or ksmtuned\n", optarg);
+				sp_errorf("samepage tune: --mode %s: must be scan-time or ksmtuned\n", optarg);
 				return SP_EXIT_USAGE;
 			}
 			t->cfg.mode = strcmp(optarg, "ksmtuned") ? SP_TUNE_SCAN_TIME : SP_TUNE_KSMTUNED;
@@ -235,18 +235,18 @@ int sp_tune_parse(struct tuner *t, int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "samepage tune: unexpected argument '%s' (samepage tune --help)\n", argv[optind]);
+		sp_errorf("samepage tune: unexpected argument '%s' (samepage tune --help)\n", argv[optind]);
 		return SP_EXIT_USAGE;
 	}
 	if (config && read_config(config, &t->cfg))
 		return SP_EXIT_USAGE;
 	for (size_t i = 0; i < NCONF; i++)
 		if (given[i] && sp_tune_config_set(&t->cfg, conf_opts[i].key, given[i], msg, sizeof(msg))) {
-			fprintf(stderr, "samepage tune: %s: %s\n", conf_opts[i].name, msg);
+			sp_errorf("samepage tune: %s: %s\n", conf_opts[i].name, msg);
 			return SP_EXIT_USAGE;
 		}
 	if (sp_tune_config_check(&t->cfg, msg, sizeof(msg))) {
-		fprintf(stderr, "samepage tune: %s\n", msg);
+		sp_errorf("samepage tune: %s\n", msg);
 		return SP_EXIT_USAGE;
 	}
 	return SP_EXIT_OK;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* host.c - /proc and /sys facts about the host for the KSM toolkit (see host.h). */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,17 +10,15 @@
 
 #include "kernel/host.h"
 #include "kernel/procs.h"
+#include "kernel/readfile.h"
 
+/* 0, -ESRCH when the file (a process) is gone, or -errno */
 static int read_file(const char *path, char *buf, size_t len)
 {
-	FILE *f = fopen(path, "re");
-	size_t n;
+	long n = sp_read_small(path, buf, len);
 
-	if (!f)
-		return errno == ENOENT ? -ESRCH : -errno;
-	n = fread(buf, 1, len - 1, f);
-	buf[n] = 0;
-	fclose(f);
+	if (n < 0)
+		return n == -ENOENT ? -ESRCH : (int)n;
 	return 0;
 }
 
@@ -103,19 +102,34 @@ int sp_task_read(const char *proc, int pid, struct sp_task *t)
 	return 0;
 }
 
+/* "  1234 kB" or " 1234": digits, then the end of the line or a unit; -1
+ * for anything else (junk, a negative or too large number) */
+static long long key_value(const char *p)
+{
+	long long v;
+	char *end;
+
+	p += strspn(p, " \t");
+	errno = 0;
+	v = strtoll(p, &end, 10);
+	if (!isdigit((unsigned char)*p) || errno || (*end && *end != ' ' && *end != '\n'))
+		return -1;
+	return v;
+}
+
 long long sp_keyfile_get(const char *path, const char *key)
 {
 	size_t kl = strlen(key);
 	long long v = -1;
 	char line[256];
-	FILE *f = fopen(path, "re");
+	FILE *f = sp_fopen_small(path);
 
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, key, kl) || (line[kl] != ' ' && line[kl] != ':' && line[kl] != '\t'))
 			continue;
-		v = strtoll(line + kl + (line[kl] == ':'), NULL, 10);
+		v = key_value(line + kl + (line[kl] == ':'));
 		break;
 	}
 	fclose(f);
@@ -147,18 +161,11 @@ long long sp_cow_ksm(const char *proc)
 
 int sp_kernel_at_least(const char *proc, int major, int minor)
 {
-	char path[256];
+	char path[256], buf[128];
 	int ma, mi;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/sys/kernel/osrelease", proc);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%d.%d", &ma, &mi) != 2)
-		ma = -1;
-	fclose(f);
-	if (ma < 0)
+	if (read_file(path, buf, sizeof(buf)) || sscanf(buf, "%d.%d", &ma, &mi) != 2 || ma < 0)
 		return -1;
 	return ma > major || (ma == major && mi >= minor);
 }
@@ -215,7 +222,7 @@ int sp_sysfs_readonly(const char *proc)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/self/mounts", proc);
-	f = fopen(path, "re");
+	f = sp_fopen_small(path);
 	if (!f)
 		return -1;
 	/* the last mount of /sys wins: it hides the ones below it */

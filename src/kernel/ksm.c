@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "kernel/ksm.h"
+#include "kernel/readfile.h"
 
 #define U32 4294967295ull
 #define S32 2147483647ull
@@ -65,28 +66,88 @@ char *sp_ksm_dir(const char *sysfs, char *buf, size_t len)
 
 static int read_text(const char *path, char *buf, size_t len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	long n = sp_read_small(path, buf, len);
 
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0) {
-		n = -errno;
-		close(fd);
+	if (n < 0)
 		return (int)n;
-	}
-	close(fd);
-	buf[n] = 0;
 	buf[strcspn(buf, "\n")] = 0;
 	return 0;
 }
 
-static long long parse_value(int idx, const char *text)
+/* advisor_mode: words of [a-z-], the one in effect in brackets ("[none]
+ * scan-time"); a bare word is what a plain file holds after a write
+ * (fixture trees). 0 none, 1 scan-time, or -EINVAL. */
+static int parse_mode(const char *text, long long *out, const char **why)
 {
-	if (sp_knobs[idx].kind == SP_KNOB_MODE)
-		return strstr(text, "[scan-time]") ? 1 : 0;
-	return strtoll(text, NULL, 10);
+	const char *p = text, *sel = NULL;
+	int nsel = 0, nwords = 0;
+
+	while (*p) {
+		int br = *p == '[';
+		size_t n = strspn(p + br, "abcdefghijklmnopqrstuvwxyz-");
+
+		if (!n || (br && p[1 + n] != ']')) {
+			*why = "not a list of modes";
+			return -EINVAL;
+		}
+		if (br || !sel)
+			sel = p + br;
+		nsel += br;
+		nwords++;
+		p += br + n + br;
+		if (*p == ' ' && p[1])
+			p++;
+		else if (*p) {
+			*why = "not a list of modes";
+			return -EINVAL;
+		}
+	}
+	if (!sel || nsel > 1 || (!nsel && nwords > 1)) {
+		*why = "no mode selected";
+		return -EINVAL;
+	}
+	if (!strncmp(sel, "none", 4) && !isalpha((unsigned char)sel[4]) && sel[4] != '-')
+		*out = 0;
+	else if (!strncmp(sel, "scan-time", 9) && !isalpha((unsigned char)sel[9]) && sel[9] != '-')
+		*out = 1;
+	else {
+		*why = "unknown mode";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The value of a file as the kernel writes it: "%lu" (or "%ld" for
+ * general_profit), within the knob's range; advisor_mode "[none] scan-time".
+ * 0, or -EINVAL with *why set. */
+static int parse_value(int idx, const char *text, long long *out, const char **why)
+{
+	const struct sp_knob *kn = &sp_knobs[idx];
+	const char *p = text;
+	char *end;
+	long long v;
+
+	if (kn->kind == SP_KNOB_MODE)
+		return parse_mode(text, out, why);
+	if (*p == '-' && !strcmp(kn->name, "general_profit"))
+		p++;
+	if (!isdigit((unsigned char)*p)) {
+		*why = *text ? "not a number" : "empty";
+		return -EINVAL;
+	}
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (errno || *end) {
+		*why = errno ? "too large" : "junk after the number";
+		return -EINVAL;
+	}
+	if (kn->kind != SP_KNOB_COUNTER &&
+	    (v < 0 || (unsigned long long)v < kn->min || (unsigned long long)v > kn->max)) {
+		*why = "out of the kernel's range";
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
 }
 
 static void add_extra(struct sp_ksm *k, const char *dir, const char *name)
@@ -114,7 +175,7 @@ int sp_ksm_read(const char *sysfs, struct sp_ksm *k)
 	if (!d)
 		return -errno;
 	while ((e = readdir(d))) {
-		int i;
+		int i, err;
 
 		if (e->d_name[0] == '.')
 			continue;
@@ -124,10 +185,15 @@ int sp_ksm_read(const char *sysfs, struct sp_ksm *k)
 			continue;
 		}
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (read_text(path, k->text[i], sizeof(k->text[i])))
-			continue;
-		k->val[i] = parse_value(i, k->text[i]);
-		k->present[i] = 1;
+		err = read_text(path, k->text[i], sizeof(k->text[i]));
+		if (err == -EINVAL) {
+			k->invalid[i] = "not a regular file";
+		} else if (!err) {
+			if (parse_value(i, k->text[i], &k->val[i], &k->invalid[i]) == 0)
+				k->present[i] = 1;
+		}
+		if (k->invalid[i])
+			k->ninvalid++;
 	}
 	closedir(d);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -140,6 +206,25 @@ long long sp_ksm_get(const struct sp_ksm *k, const char *name, long long def)
 	int i = sp_knob_index(name);
 
 	return i >= 0 && k->present[i] ? k->val[i] : def;
+}
+
+long long sp_add_sat(long long a, long long b)
+{
+	long long r;
+
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? LLONG_MAX : LLONG_MIN;
+	return r;
+}
+
+long long sp_ksm_pages_tracked(const struct sp_ksm *k)
+{
+	static const char *const names[] = {"pages_shared", "pages_sharing", "pages_unshared", "pages_volatile"};
+	long long sum = 0;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		sum = sp_add_sat(sum, sp_ksm_get(k, names[i], 0));
+	return sum;
 }
 
 /* kstrtobool: the first character decides; "on"/"of" need the second */

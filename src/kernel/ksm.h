@@ -11,6 +11,12 @@
  * the snapshot; files the table does not know are kept as "extras", so a
  * newer kernel's counters are still shown. Every function takes the sysfs
  * root ("/sys" normally), so tests can point it at a fixture tree.
+ *
+ * Values are parsed strictly: a file whose text is not what the kernel
+ * writes there (not a number, negative, out of the knob's range, junk after
+ * the digits, no mode, not a regular file) is not present; invalid[]
+ * names it and why, so callers can flag it instead of showing a 0 or a -1
+ * that looks real.
  */
 #ifndef SP_KERNEL_KSM_H
 #define SP_KERNEL_KSM_H
@@ -42,8 +48,10 @@ int sp_knob_index(const char *name);
 
 struct sp_ksm {
 	int present[SP_KSM_NKNOBS];
+	const char *invalid[SP_KSM_NKNOBS]; /* why the file's text was refused, or NULL */
+	int ninvalid;
 	long long val[SP_KSM_NKNOBS]; /* advisor_mode: 0 none, 1 scan-time */
-	char text[SP_KSM_NKNOBS][48]; /* as read, newline removed          */
+	char text[SP_KSM_NKNOBS][48]; /* as read, newline removed (also when invalid: any bytes) */
 	int nextra;
 	char extra_name[SP_KSM_NEXTRA][64];
 	char extra_text[SP_KSM_NEXTRA][48];
@@ -59,6 +67,13 @@ int sp_ksm_read(const char *sysfs, struct sp_ksm *k);
 
 /* The value of a knob or counter by name, or def when absent. */
 long long sp_ksm_get(const struct sp_ksm *k, const char *name, long long def);
+
+/* pages ksmd walks per full scan by the counters: pages_shared +
+ * pages_sharing + pages_unshared + pages_volatile, saturated at LLONG_MAX */
+long long sp_ksm_pages_tracked(const struct sp_ksm *k);
+
+/* a + b, saturated at LLONG_MIN / LLONG_MAX */
+long long sp_add_sat(long long a, long long b);
 
 /* Checks value for the knob against the kernel's syntax and range and
  * writes the form the kernel is given into canon. 0; -ENOENT unknown

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kernel/ksm.h"
 #include "kernel/ksmstat.h"
 
 static int by_profit(const void *a, const void *b)
@@ -42,10 +43,11 @@ static int add(struct sp_ksm_users *u, const struct sp_proc *p, size_t *cap)
 		*cap = c;
 	}
 	u->p[u->n++] = *p;
-	u->rmap_items += p->ksm_rmap_items;
-	u->merging_pages += p->ksm_merging_pages;
-	u->zero_pages += p->ksm_zero_pages;
-	u->profit += p->ksm_process_profit;
+	/* saturated: ksm_stat of a recorded or hostile tree can hold anything */
+	u->rmap_items = sp_add_sat(u->rmap_items, p->ksm_rmap_items);
+	u->merging_pages = sp_add_sat(u->merging_pages, p->ksm_merging_pages);
+	u->zero_pages = sp_add_sat(u->zero_pages, p->ksm_zero_pages);
+	u->profit = sp_add_sat(u->profit, p->ksm_process_profit);
 	return 0;
 }
 

@@ -5,11 +5,13 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernel/procs.h"
+#include "kernel/readfile.h"
 
 #define PF_KTHREAD 0x00200000u
 
@@ -37,52 +39,70 @@ void sp_pids_free(struct sp_pid_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* 0, -ESRCH when the process is gone, or -errno */
 static int read_small(const char *path, char *buf, size_t len)
 {
-	FILE *f = fopen(path, "re");
-	size_t n;
+	long n = sp_read_small(path, buf, len);
 
-	if (!f)
-		return errno == ENOENT ? -ESRCH : -errno;
-	n = fread(buf, 1, len - 1, f);
-	buf[n] = 0;
-	fclose(f);
+	if (n < 0)
+		return n == -ENOENT ? -ESRCH : (int)n;
 	return 0;
+}
+
+/* "ksm_rmap_items 123" style value; saturates rather than overflow */
+static long stat_value(const char *line, size_t keylen)
+{
+	const char *p = line + keylen;
+
+	return strtol(p + strspn(p, " \t"), NULL, 10);
+}
+
+static void parse_ksm_stat(char *buf, struct sp_proc *p)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} num[] = {
+		{"ksm_zero_pages ", offsetof(struct sp_proc, ksm_zero_pages)},
+		{"ksm_merging_pages ", offsetof(struct sp_proc, ksm_merging_pages)},
+		{"ksm_rmap_items ", offsetof(struct sp_proc, ksm_rmap_items)},
+		{"ksm_process_profit ", offsetof(struct sp_proc, ksm_process_profit)},
+	};
+	char *line, *save = NULL;
+
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "ksm_merge_any: ", 15))
+			p->merge_any = !strncmp(line + 15, "yes", 3);
+		else if (!strncmp(line, "ksm_mergeable: ", 15))
+			p->mergeable = !strncmp(line + 15, "yes", 3);
+		for (size_t i = 0; i < sizeof(num) / sizeof(num[0]); i++)
+			if (!strncmp(line, num[i].key, strlen(num[i].key)))
+				*(long *)((char *)p + num[i].off) = stat_value(line, strlen(num[i].key));
+	}
 }
 
 int sp_proc_info(const char *proc, int pid, struct sp_proc *p)
 {
-	char path[256], buf[1024], *line, *save = NULL;
+	char path[256], buf[1024];
+	size_t n;
 	int err;
 
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	snprintf(path, sizeof(path), "%s/%d/comm", proc, pid);
-	err = read_small(path, buf, sizeof(buf));
+	err = read_small(path, buf, sizeof(p->comm) + 1);
 	if (err)
 		return err;
-	buf[strcspn(buf, "\n")] = 0;
+	/* the kernel ends comm with one newline; a comm may hold others */
+	n = strlen(buf);
+	if (n && buf[n - 1] == '\n')
+		buf[--n] = 0;
 	buf[sizeof(p->comm) - 1] = 0;
 	memcpy(p->comm, buf, sizeof(p->comm));
 	snprintf(path, sizeof(path), "%s/%d/ksm_stat", proc, pid);
 	if (read_small(path, buf, sizeof(buf)))
 		return 0;
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		long v;
-
-		if (!strncmp(line, "ksm_merge_any: ", 15))
-			p->merge_any = !strncmp(line + 15, "yes", 3);
-		else if (sscanf(line, "ksm_zero_pages %ld", &v) == 1)
-			p->ksm_zero_pages = v;
-		else if (sscanf(line, "ksm_merging_pages %ld", &v) == 1)
-			p->ksm_merging_pages = v;
-		else if (sscanf(line, "ksm_rmap_items %ld", &v) == 1)
-			p->ksm_rmap_items = v;
-		else if (sscanf(line, "ksm_process_profit %ld", &v) == 1)
-			p->ksm_process_profit = v;
-		else if (!strncmp(line, "ksm_mergeable: ", 15))
-			p->mergeable = !strncmp(line + 15, "yes", 3);
-	}
+	parse_ksm_stat(buf, p);
 	return 0;
 }
 
@@ -181,7 +201,7 @@ static long cgroup_dir(const char *dir, struct sp_pid_list *out, int depth)
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
 		return -ENAMETOOLONG;
-	f = fopen(path, "re");
+	f = sp_fopen_small(path);
 	if (!f)
 		return -errno;
 	while (fscanf(f, "%d", &pid) == 1) {

@@ -204,7 +204,7 @@ static double projection(const struct sp_tune_input *in, char *how, size_t len)
 		return -1;
 	}
 	snprintf(how, len, "at least %lld pages / pages_to_scan %lld x sleep_millisecs %lld", in->scan_pages, p, s);
-	return (double)((in->scan_pages + p - 1) / p) * (double)s / 1000.0;
+	return (double)(in->scan_pages / p + (in->scan_pages % p != 0)) * (double)s / 1000.0;
 }
 
 /* Seconds per full scan, <0 unknown; how says from what. *lower is set

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel/readfile.h"
 #include "kernel/vmas.h"
 
 /* VmFlags letters that make a VMA incompatible with KSM */
@@ -98,7 +99,7 @@ int sp_vmas_read(const char *proc, int pid, struct sp_vma_list *out)
 	int err;
 
 	snprintf(path, sizeof(path), "%s/%d/smaps", proc, pid);
-	f = fopen(path, "re");
+	f = sp_fopen_small(path);
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
 	err = sp_vmas_parse(f, out);
