@@ -45,7 +45,8 @@ static inline void tc_init(struct tcore *t, size_t npages, size_t store_pages)
 {
 	memset(t, 0, sizeof(*t));
 	assert_int_equal(sp_fake_init(&t->f, npages, store_pages), 0);
-	assert_int_equal(sp_core_init(&t->c, &t->f.be), 0);
+	assert_int_equal(sp_core_init(&t->c, &t->f.host), 0);
+	assert_int_equal(sp_core_add_space(&t->c, &t->f.space), 0); /* space 0 */
 	t->c.knobs.smart_scan = 0;
 	t->npages = npages;
 	t->shadow = calloc(npages, SP_PAGE_SIZE);
@@ -62,7 +63,7 @@ static inline void tc_destroy(struct tcore *t)
 /* Tracks pages [first, first + n) of the area as one region. */
 static inline void tc_track(struct tcore *t, size_t first, size_t n)
 {
-	assert_int_equal(sp_core_add_range(&t->c, sp_fake_addr(&t->f, first), n), 0);
+	assert_int_equal(sp_core_add_range(&t->c, 0, sp_fake_addr(&t->f, first), n), 0);
 }
 
 /* The application writes tag's pattern over page i (tag 0: zeros). */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* fake.c - the test backend (see fake.h). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,9 +9,14 @@
 
 #define PAGE SP_PAGE_SIZE
 
-static struct sp_fake *F(struct sp_backend *b)
+static struct sp_fake *F(struct sp_mem *m)
 {
-	return (struct sp_fake *)b;
+	return (struct sp_fake *)((char *)m - offsetof(struct sp_fake, space));
+}
+
+static struct sp_fake *FH(struct sp_host *h)
+{
+	return (struct sp_fake *)((char *)h - offsetof(struct sp_fake, host));
 }
 
 static int inject(int *counter)
@@ -37,7 +43,7 @@ uintptr_t sp_fake_addr(const struct sp_fake *f, size_t page)
 	return (uintptr_t)f->mem + page * PAGE;
 }
 
-static long fake_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf)
+static long fake_read(struct sp_mem *b, uintptr_t addr, size_t n, void *buf)
 {
 	struct sp_fake *f = F(b);
 	size_t i, p = index_of(f, addr);
@@ -47,7 +53,7 @@ static long fake_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf)
 	return (long)n;
 }
 
-static int fake_query(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t *flags)
+static int fake_query(struct sp_mem *b, uintptr_t addr, size_t n, uint8_t *flags)
 {
 	struct sp_fake *f = F(b);
 	size_t i, p = index_of(f, addr);
@@ -62,7 +68,7 @@ static int fake_query(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t *f
 	return 0;
 }
 
-static int fake_freeze(struct sp_backend *b, uintptr_t addr, size_t n)
+static int fake_freeze(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	struct sp_fake *f = F(b);
 	size_t i, p = index_of(f, addr);
@@ -87,7 +93,7 @@ static void unfreeze(struct sp_fake *f, size_t p, size_t n)
 	}
 }
 
-static int fake_thaw(struct sp_backend *b, uintptr_t addr, size_t n)
+static int fake_thaw(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	struct sp_fake *f = F(b);
 
@@ -96,7 +102,7 @@ static int fake_thaw(struct sp_backend *b, uintptr_t addr, size_t n)
 	return 0;
 }
 
-static int fake_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg, int joins)
+static int fake_remap(struct sp_mem *b, uintptr_t addr, size_t n, uint64_t pg, int joins)
 {
 	struct sp_fake *f = F(b);
 	size_t i, p = index_of(f, addr);
@@ -110,17 +116,16 @@ static int fake_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t p
 	unfreeze(f, p, n);
 	f->n_joins += joins;
 	f->budget -= 1;
-	f->be.mappings++;
 	f->n_remap++;
 	return 0;
 }
 
-static void fake_wake_blocked(struct sp_backend *b)
+static void fake_wake_blocked(struct sp_mem *b)
 {
 	F(b)->n_wake_blocked++;
 }
 
-static int fake_zap(struct sp_backend *b, uintptr_t addr, size_t n)
+static int fake_zap(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	struct sp_fake *f = F(b);
 	size_t i, p = index_of(f, addr);
@@ -146,7 +151,7 @@ static void make_private(struct sp_fake *f, size_t p)
 	f->absent[p] = 0;
 }
 
-static int fake_unmerge(struct sp_backend *b, uintptr_t addr, size_t n)
+static int fake_unmerge(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	struct sp_fake *f = F(b);
 	size_t i, p = index_of(f, addr);
@@ -158,7 +163,7 @@ static int fake_unmerge(struct sp_backend *b, uintptr_t addr, size_t n)
 	return 0;
 }
 
-static int fake_restore(struct sp_backend *b, uintptr_t addr, size_t n)
+static int fake_restore(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	struct sp_fake *f = F(b);
 
@@ -167,9 +172,9 @@ static int fake_restore(struct sp_backend *b, uintptr_t addr, size_t n)
 	return fake_unmerge(b, addr, n);
 }
 
-static int fake_store_alloc(struct sp_backend *b, size_t n, int nid, uint64_t *pg)
+static int fake_store_alloc(struct sp_host *h, size_t n, int nid, uint64_t *pg)
 {
-	struct sp_fake *f = F(b);
+	struct sp_fake *f = FH(h);
 
 	f->last_alloc_nid = nid;
 	size_t i, run = 0;
@@ -189,14 +194,14 @@ static int fake_store_alloc(struct sp_backend *b, size_t n, int nid, uint64_t *p
 	return -ENOMEM;
 }
 
-static void *fake_store_page(struct sp_backend *b, uint64_t pg)
+static void *fake_store_page(struct sp_host *h, uint64_t pg)
 {
-	return F(b)->store + pg * PAGE;
+	return FH(h)->store + pg * PAGE;
 }
 
-static void fake_store_free(struct sp_backend *b, uint64_t pg)
+static void fake_store_free(struct sp_host *h, uint64_t pg)
 {
-	struct sp_fake *f = F(b);
+	struct sp_fake *f = FH(h);
 
 	/* punch: anyone still mapping it would now read zeros */
 	memset(f->store + pg * PAGE, 0, PAGE);
@@ -204,17 +209,12 @@ static void fake_store_free(struct sp_backend *b, uint64_t pg)
 	f->store_pages_used--;
 }
 
-static long fake_map_budget(struct sp_backend *b)
+static long fake_map_budget(struct sp_mem *b)
 {
 	return F(b)->budget;
 }
 
-static void fake_map_recount(struct sp_backend *b)
-{
-	(void)b;
-}
-
-static int fake_node(struct sp_backend *b, uintptr_t addr, size_t n, int *nodes)
+static int fake_node(struct sp_mem *b, uintptr_t addr, size_t n, int *nodes)
 {
 	struct sp_fake *f = F(b);
 	size_t p = index_of(f, addr);
@@ -224,15 +224,15 @@ static int fake_node(struct sp_backend *b, uintptr_t addr, size_t n, int *nodes)
 	return 0;
 }
 
-static uint64_t fake_now_ns(struct sp_backend *b)
+static uint64_t fake_now_ns(struct sp_host *h)
 {
-	struct sp_fake *f = F(b);
+	struct sp_fake *f = FH(h);
 
 	f->clock_ns += f->clock_step_ns;
 	return f->clock_ns;
 }
 
-static const struct sp_backend_ops fake_ops = {
+static const struct sp_mem_ops fake_mem_ops = {
 	.read = fake_read,
 	.query = fake_query,
 	.freeze = fake_freeze,
@@ -242,12 +242,14 @@ static const struct sp_backend_ops fake_ops = {
 	.zap = fake_zap,
 	.unmerge = fake_unmerge,
 	.restore = fake_restore,
+	.map_budget = fake_map_budget,
+	.node = fake_node,
+};
+
+static const struct sp_host_ops fake_host_ops = {
 	.store_alloc = fake_store_alloc,
 	.store_page = fake_store_page,
 	.store_free = fake_store_free,
-	.map_budget = fake_map_budget,
-	.map_recount = fake_map_recount,
-	.node = fake_node,
 	.now_ns = fake_now_ns,
 	.cpu_ns = fake_now_ns,
 };
@@ -255,7 +257,8 @@ static const struct sp_backend_ops fake_ops = {
 int sp_fake_init(struct sp_fake *f, size_t npages, size_t store_pages)
 {
 	memset(f, 0, sizeof(*f));
-	f->be.ops = &fake_ops;
+	f->space.ops = &fake_mem_ops;
+	f->host.ops = &fake_host_ops;
 	f->npages = npages;
 	f->store_cap = store_pages;
 	f->budget = 1 << 30;

@@ -14,11 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mem/backend.h"
+#include "core/memory.h"
 
 struct sp_fake {
-	struct sp_backend be;
-	uint8_t *mem; /* npages private pages                    */
+	struct sp_mem space; /* the area, as the core's one address space */
+	struct sp_host host; /* the store and a clock                      */
+	uint8_t *mem;	     /* npages private pages                    */
 	size_t npages;
 	int64_t *maps; /* per page: store page it maps, or -1     */
 	uint8_t *frozen;

@@ -49,8 +49,8 @@ static void test_ksm_snapshot(void **state)
 
 	(void)state;
 	assert_int_equal(sp_ksm_read(tree("healthy", "sys"), &k), 0);
-	for (int i = 0; i < SP_KSM_NKNOBS; i++)
-		assert_true(k.present[i]);
+	for (int i = 0; i < SP_KNOB_COUNT; i++)
+		assert_int_equal(k.present[i], !!(sp_knob_table[i].flags & SP_KF_KERNEL));
 	assert_int_equal(sp_ksm_get(&k, "pages_sharing", -1), 16320);
 	assert_int_equal(sp_ksm_get(&k, "run", -1), 1);
 	assert_int_equal(sp_ksm_get(&k, "advisor_mode", -1), 0);
@@ -69,28 +69,109 @@ static void knob_is(const char *name, const char *value, int err, const char *ca
 		assert_string_equal(out, canon);
 }
 
+/* Each rule as Linux 6.18 answered it on a running kernel (tests/ksm_knobs.c
+ * asks the kernel again where there is one). */
 static void test_knob_ranges(void **state)
 {
 	(void)state;
 	knob_is("run", "2", 0, "2");
 	knob_is("run", "3", -EINVAL, NULL);
 	knob_is("run", "-1", -EINVAL, NULL);
+	knob_is("run", "+0\n", 0, "0");
+	knob_is("run", "on", -EINVAL, NULL);
 	knob_is("max_page_sharing", "1", -EINVAL, NULL);
 	knob_is("max_page_sharing", "2", 0, "2");
-	knob_is("max_page_sharing", "2147483648", -EINVAL, NULL);
+	knob_is("max_page_sharing", "+300", 0, "300");
+	knob_is("max_page_sharing", "-5", -EINVAL, NULL);
+	knob_is("max_page_sharing", "-+5", -EINVAL, NULL);
+	knob_is("max_page_sharing", "0x100", -EINVAL, NULL);
+	knob_is("max_page_sharing", "2147483647", 0, "2147483647");
+	/* kstrtoint's own error: the store passes it on */
+	knob_is("max_page_sharing", "2147483648", -ERANGE, NULL);
+	knob_is("max_page_sharing", "-2147483649", -ERANGE, NULL);
+	knob_is("max_page_sharing", "99999999999999999999", -ERANGE, NULL);
 	knob_is("pages_to_scan", "0", 0, "0");
+	knob_is("pages_to_scan", "+100\n", 0, "100");
+	knob_is("pages_to_scan", "010", 0, "10");
+	knob_is("pages_to_scan", "4294967295", 0, "4294967295");
+	/* kstrtouint's ERANGE, turned into EINVAL by the store */
 	knob_is("pages_to_scan", "4294967296", -EINVAL, NULL);
+	knob_is("pages_to_scan", "99999999999999999999999", -EINVAL, NULL);
+	knob_is("pages_to_scan", "0x10", -EINVAL, NULL);
+	knob_is("pages_to_scan", "100\n\n", -EINVAL, NULL);
+	knob_is("pages_to_scan", " 100", -EINVAL, NULL);
+	knob_is("pages_to_scan", "100 ", -EINVAL, NULL);
+	knob_is("pages_to_scan", "1e3", -EINVAL, NULL);
+	knob_is("pages_to_scan", "+-1", -EINVAL, NULL);
+	knob_is("pages_to_scan", "\n", -EINVAL, NULL);
 	knob_is("pages_to_scan", "12abc", -EINVAL, NULL);
 	knob_is("pages_to_scan", "", -EINVAL, NULL);
+	knob_is("sleep_millisecs", "4294967296", -EINVAL, NULL);
 	knob_is("merge_across_nodes", "2", -EINVAL, NULL);
+	knob_is("merge_across_nodes", "+1", 0, "1");
+	knob_is("merge_across_nodes", "1\n", 0, "1");
+	knob_is("merge_across_nodes", "on", -EINVAL, NULL);
+	knob_is("merge_across_nodes", "18446744073709551616", -ERANGE, NULL); /* kstrtoul's */
+	/* kstrtobool: the first character, or 'o' and the second */
 	knob_is("use_zero_pages", "yes", 0, "1");
 	knob_is("use_zero_pages", "off", 0, "0");
+	knob_is("use_zero_pages", "ON", 0, "1");
+	knob_is("use_zero_pages", "of", 0, "0");
+	knob_is("use_zero_pages", "true", 0, "1");
+	knob_is("use_zero_pages", "f", 0, "0");
+	knob_is("use_zero_pages", "enable", 0, "1");
+	knob_is("use_zero_pages", "disable", 0, "0");
+	knob_is("use_zero_pages", "10", 0, "1");
+	knob_is("use_zero_pages", "1\n", 0, "1");
+	knob_is("use_zero_pages", "o", -EINVAL, NULL);
+	knob_is("use_zero_pages", "oxx", -EINVAL, NULL);
+	knob_is("use_zero_pages", "2", -EINVAL, NULL);
+	knob_is("use_zero_pages", " 1", -EINVAL, NULL);
 	knob_is("smart_scan", "maybe", -EINVAL, NULL);
+	/* sysfs_streq: one trailing newline, nothing else */
 	knob_is("advisor_mode", "scan-time", 0, "scan-time");
+	knob_is("advisor_mode", "scan-time\n", 0, "scan-time");
+	knob_is("advisor_mode", "none \n", -EINVAL, NULL);
 	knob_is("advisor_mode", "scan", -EINVAL, NULL);
 	knob_is("advisor_target_scan_time", "0", -EINVAL, NULL);
+	knob_is("advisor_target_scan_time", "18446744073709551615", 0, "18446744073709551615");
+	knob_is("advisor_min_pages_to_scan", "4294967297", 0, "4294967297");
+	knob_is("advisor_max_cpu", "18446744073709551616", -EINVAL, NULL);
+	/* parsed as unsigned long, kept in an unsigned int */
+	knob_is("advisor_max_cpu", "4294967297", 0, "1");
+	knob_is("advisor_max_cpu", "18446744073709551615", 0, "4294967295");
 	knob_is("full_scans", "1", -EROFS, NULL);
+	knob_is("general_profit", "1", -EROFS, NULL);
 	knob_is("bogus", "1", -ENOENT, NULL);
+	knob_is("batch_usecs", "1000", -ENOENT, NULL); /* the engine's, not a kernel file */
+}
+
+/* The refusals are data: which state, which errno. */
+static void test_knob_refusals(void **state)
+{
+	struct sp_knob_state idle = {0, 0}, shared = {1, 0}, advisor = {0, 1};
+	const struct sp_knob *mps = sp_knob_find("max_page_sharing"), *man = sp_knob_find("merge_across_nodes");
+	const struct sp_knob *pts = sp_knob_find("pages_to_scan"), *slp = sp_knob_find("sleep_millisecs");
+
+	(void)state;
+	assert_int_equal(sp_knob_refused(mps, &shared, 1), -EBUSY);
+	assert_int_equal(sp_knob_refused(mps, &shared, 0), 0); /* the same value: accepted */
+	assert_int_equal(sp_knob_refused(man, &shared, 1), -EBUSY);
+	assert_int_equal(sp_knob_refused(mps, &idle, 1), 0);
+	assert_int_equal(sp_knob_refused(pts, &advisor, 0), -EINVAL); /* even the same value */
+	assert_int_equal(sp_knob_refused(pts, &shared, 1), 0);
+	assert_int_equal(sp_knob_refused(slp, &advisor, 1), 0);
+	assert_int_equal(sp_knob_find("advisor_mode")->effect, SP_EFFECT_ADVISOR_RESET);
+	assert_int_equal(sp_knob_find("run")->effect, SP_EFFECT_UNMERGE);
+	for (size_t i = 0; i < sp_knob_count; i++) {
+		const struct sp_knob *k = &sp_knob_table[i];
+
+		assert_true(k->flags & (SP_KF_KERNEL | SP_KF_ENGINE));
+		assert_true(k->help && *k->help);
+		assert_true((k->type == SP_KNOB_ENUM) == (k->words != NULL));
+		assert_ptr_equal(sp_knob_find(k->name), k);
+		assert_int_equal(sp_knob_index(k->name), k->flags & SP_KF_KERNEL ? (int)i : -1);
+	}
 }
 
 static void test_cpulist(void **state)
@@ -302,9 +383,9 @@ static void test_keyfile_junk(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ksm_snapshot),	cmocka_unit_test(test_knob_ranges),
-		cmocka_unit_test(test_cpulist),		cmocka_unit_test(test_host),
-		cmocka_unit_test(test_users_by_profit),
+		cmocka_unit_test(test_ksm_snapshot),  cmocka_unit_test(test_knob_ranges),
+		cmocka_unit_test(test_knob_refusals), cmocka_unit_test(test_cpulist),
+		cmocka_unit_test(test_host),	      cmocka_unit_test(test_users_by_profit),
 	};
 	const struct CMUnitTest hostile_tests[] = {
 		cmocka_unit_test(test_fifo_refused),

@@ -14,7 +14,7 @@ static int store_page_is_zero(struct tcore *t, uint64_t pg)
 {
 	static const uint8_t zero[SP_PAGE_SIZE];
 
-	return !memcmp(t->f.be.ops->store_page(&t->f.be, pg), zero, SP_PAGE_SIZE);
+	return !memcmp(t->f.host.ops->store_page(&t->f.host, pg), zero, SP_PAGE_SIZE);
 }
 
 static void test_broken_cow(void **state)

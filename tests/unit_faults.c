@@ -200,12 +200,12 @@ static void test_restore_fails(void **state)
 		tc_passes(&t, 2);
 		assert_int_equal(tc_stats(&t).pages_sharing, 20);
 		t.f.fail_restore = n;
-		err = sp_core_remove_range(&t.c, sp_fake_addr(&t.f, 0), 61);
+		err = sp_core_remove_range(&t.c, 0, sp_fake_addr(&t.f, 0), 61);
 		tc_consistent(&t);
 		t.f.fail_restore = 0;
 		if (err)
 			hit++;
-		assert_int_equal(sp_core_remove_range(&t.c, sp_fake_addr(&t.f, 0), 61), 0);
+		assert_int_equal(sp_core_remove_range(&t.c, 0, sp_fake_addr(&t.f, 0), 61), 0);
 		tc_consistent(&t);
 		assert_int_equal(tc_stats(&t).pages_shared, 0);
 		assert_int_equal(t.f.store_pages_used, 0);

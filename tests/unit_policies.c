@@ -31,8 +31,9 @@ static struct env *env_new(size_t npages)
 
 	assert_non_null(e);
 	assert_int_equal(sp_fake_init(&e->f, npages, npages), 0);
-	assert_int_equal(sp_core_init(&e->c, &e->f.be), 0);
-	assert_int_equal(sp_core_add_range(&e->c, sp_fake_addr(&e->f, 0), npages), 0);
+	assert_int_equal(sp_core_init(&e->c, &e->f.host), 0);
+	assert_int_equal(sp_core_add_space(&e->c, &e->f.space), 0);
+	assert_int_equal(sp_core_add_range(&e->c, 0, sp_fake_addr(&e->f, 0), npages), 0);
 	return e;
 }
 
@@ -290,6 +291,32 @@ static void knob_parsing_like_sysfs(void **state)
 	assert_int_equal(v, SP_ADVISOR_SCAN_TIME);
 	assert_int_equal(sp_knob_parse(adv, "scan", &v), -EINVAL);
 	assert_int_equal(sp_knob_parse(tst, "0", &v), -EINVAL);
+	/* the rest of the kernel's rules, as Linux 6.18 answered them */
+	assert_int_equal(sp_knob_parse(pts, "0x10", &v), -EINVAL);
+	assert_int_equal(sp_knob_parse(pts, "010", &v), 0);
+	assert_int_equal(v, 10);
+	assert_int_equal(sp_knob_parse(pts, "100\n\n", &v), -EINVAL);
+	assert_int_equal(sp_knob_parse(pts, "99999999999999999999999", &v), -EINVAL);
+	assert_int_equal(sp_knob_parse(mps, "99999999999999999999", &v), -ERANGE);
+	assert_int_equal(sp_knob_parse(mps, "-+5", &v), -EINVAL);
+	assert_int_equal(sp_knob_parse(sp_knob_find("merge_across_nodes"), "18446744073709551616", &v), -ERANGE);
+	assert_int_equal(sp_knob_parse(sp_knob_find("merge_across_nodes"), "2", &v), -EINVAL);
+	assert_int_equal(sp_knob_parse(zero, "true", &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(sp_knob_parse(zero, "disable", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(sp_knob_parse(zero, "E", &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(sp_knob_parse(zero, "10", &v), 0); /* only the first character counts */
+	assert_int_equal(v, 1);
+	assert_int_equal(sp_knob_parse(zero, "o", &v), -EINVAL);
+	assert_int_equal(sp_knob_parse(adv, "none \n", &v), -EINVAL);
+	/* advisor_max_cpu: an unsigned long kept in an unsigned int */
+	assert_int_equal(sp_knob_parse(sp_knob_find("advisor_max_cpu"), "4294967297", &v), 0);
+	assert_int_equal(v, 1);
+	/* the kernel keeps 64 bits here, the engine 32: EINVAL */
+	assert_int_equal(sp_knob_parse(sp_knob_find("advisor_min_pages_to_scan"), "4294967296", &v), -EINVAL);
+	assert_int_equal(sp_knob_parse(sp_knob_find("full_scans"), "0", &v), -EACCES);
 	sp_knob_format(adv, SP_ADVISOR_NONE, buf, sizeof(buf));
 	assert_string_equal(buf, "[none] scan-time");
 	sp_knob_format(adv, SP_ADVISOR_SCAN_TIME, buf, sizeof(buf));
@@ -312,13 +339,13 @@ static void range_stats(void **state)
 		sp_fake_fill(&e->f, i, 100 + (uint32_t)i);
 	for (int v = 0; v < 3; v++)
 		full_scan(e);
-	sp_core_range_stats(&e->c, sp_fake_addr(&e->f, 0), 16, &rs);
+	sp_core_range_stats(&e->c, 0, sp_fake_addr(&e->f, 0), 16, &rs);
 	assert_int_equal(rs.registered_pages, 16);
 	assert_int_equal(rs.merging_pages, 8);
 	assert_int_equal(rs.zero_pages, 4);
 	assert_int_equal(rs.rmap_items, 12); /* zero pages have no item */
 	assert_int_equal(rs.profit, 12 * 4096 - 12 * 16);
-	sp_core_range_stats(&e->c, sp_fake_addr(&e->f, 4), 6, &rs);
+	sp_core_range_stats(&e->c, 0, sp_fake_addr(&e->f, 4), 6, &rs);
 	assert_int_equal(rs.registered_pages, 6);
 	assert_int_equal(rs.merging_pages, 4);
 	assert_int_equal(rs.zero_pages, 2);

@@ -78,7 +78,7 @@ static void test_shuffled_copy(void **state)
 	assert_int_equal(tc_stats(&t).mappings, sp_core_count_mappings(&t.c));
 	/* unregistering half of it mid-scan: exact again at the end */
 	sp_core_scan(&t.c, 40, 0);
-	assert_int_equal(sp_core_remove_range(&t.c, (uintptr_t)t.f.mem, 64), 0);
+	assert_int_equal(sp_core_remove_range(&t.c, 0, (uintptr_t)t.f.mem, 64), 0);
 	tc_passes(&t, 2);
 	assert_int_equal(tc_stats(&t).mappings, sp_core_count_mappings(&t.c));
 	tc_consistent(&t);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * unit_tune.c - the decisions of `samepage tune` (src/kernel/tune_rules.c),
+ * unit_tune.c - the decisions of `samepage tune` (src/tune/rules.c),
  * exactly: ksmtuned's start under memory pressure, boost up to npages_max,
  * decay down to npages_min, stop when the pressure is gone, its
  * sleep_millisecs and threshold; the scan-time controller raising
@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "kernel/tune_rules.h"
+#include "tune/rules.h"
 
 #define GIB_KB (1024LL * 1024)
 

@@ -79,7 +79,7 @@ static void test_remove_ranges(void **state)
 	tc_consistent(&t);
 
 	/* a hole in the middle: the region splits, the hole is restored */
-	assert_int_equal(sp_core_remove_range(&t.c, sp_fake_addr(&t.f, 300), 200), 0);
+	assert_int_equal(sp_core_remove_range(&t.c, 0, sp_fake_addr(&t.f, 300), 200), 0);
 	assert_int_equal(t.c.rmap.nregions, 2);
 	assert_int_equal(t.c.rmap.tracked, NP - 200);
 	all_private(&t, 300, 200);
@@ -88,7 +88,7 @@ static void test_remove_ranges(void **state)
 	tc_consistent(&t);
 
 	/* the head, then re-adding everything: merges again */
-	assert_int_equal(sp_core_remove_range(&t.c, sp_fake_addr(&t.f, 0), 300), 0);
+	assert_int_equal(sp_core_remove_range(&t.c, 0, sp_fake_addr(&t.f, 0), 300), 0);
 	all_private(&t, 0, 300);
 	tc_consistent(&t);
 	tc_track(&t, 0, NP);
@@ -99,7 +99,7 @@ static void test_remove_ranges(void **state)
 	tc_consistent(&t);
 
 	/* everything: nothing left merged, no store page left */
-	assert_int_equal(sp_core_remove_range(&t.c, sp_fake_addr(&t.f, 0), NP), 0);
+	assert_int_equal(sp_core_remove_range(&t.c, 0, sp_fake_addr(&t.f, 0), NP), 0);
 	s = tc_stats(&t);
 	assert_int_equal(s.pages_shared, 0);
 	assert_int_equal(s.ksm_zero_pages, 0);
@@ -131,7 +131,7 @@ static void test_remove_one_side(void **state)
 	tc_track(&t, 64, 65);
 	tc_passes(&t, 2);
 	assert_int_equal(tc_stats(&t).pages_sharing, 64);
-	assert_int_equal(sp_core_remove_range(&t.c, sp_fake_addr(&t.f, 64), 64), 0);
+	assert_int_equal(sp_core_remove_range(&t.c, 0, sp_fake_addr(&t.f, 64), 64), 0);
 	s = tc_stats(&t);
 	assert_int_equal(s.pages_shared, 64);
 	assert_int_equal(s.pages_sharing, 0);

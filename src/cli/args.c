@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* args.c - strict numbers and the root options (see args.h). */
+/* args.c - strict numbers and the options every subcommand shares (see args.h). */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "kernel/ksm.h"
 
 int sp_arg_double(const char *s, double lo, double hi, double *out)
 {
@@ -35,15 +37,30 @@ int sp_arg_long(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
-int sp_roots_opt(struct sp_roots *r, int c, const char *arg)
+int sp_opt_common(int c, const char *arg, struct sp_roots *r, void (*usage)(FILE *f))
 {
-	if (c == SP_OPT_SYSFS_ROOT)
+	if (r && c == SP_OPT_SYSFS_ROOT) {
 		r->sysfs = arg;
-	else if (c == SP_OPT_PROC_ROOT)
+		return SP_OPT_GO_ON;
+	}
+	if (r && c == SP_OPT_PROC_ROOT) {
 		r->proc = arg;
-	else
-		return 0;
-	return 1;
+		return SP_OPT_GO_ON;
+	}
+	if (c == 'h') {
+		usage(stdout);
+		return SP_EXIT_OK;
+	}
+	usage(stderr);
+	return SP_EXIT_USAGE;
+}
+
+int sp_opt_no_operands(int argc, char **argv)
+{
+	if (optind >= argc)
+		return SP_OPT_GO_ON;
+	sp_errorf("samepage %s: unexpected argument '%s'\n", sp_cmd_name, argv[optind]);
+	return SP_EXIT_USAGE;
 }
 
 int sp_ksm_unreadable(const char *cmd, const struct sp_roots *r, int err)

@@ -7,14 +7,16 @@
 #ifndef SP_CLI_ARGS_H
 #define SP_CLI_ARGS_H
 
-#include "cli/ksmview.h"
+#include <stdio.h>
+
+#include "cli/roots.h"
 
 /* 0, or -EINVAL when s is not entirely a finite number within [lo, hi]
  * ("inf", "nan" and overflowing values are refused) */
 int sp_arg_double(const char *s, double lo, double hi, double *out);
 int sp_arg_long(const char *s, long lo, long hi, long *out);
 
-/* long-option codes for the roots; handle with sp_roots_opt */
+/* long-option codes for the roots; handled by sp_opt_common */
 enum { SP_OPT_SYSFS_ROOT = 0x1000, SP_OPT_PROC_ROOT };
 #define SP_ROOT_OPTIONS                                                \
 	{"sysfs-root", required_argument, NULL, SP_OPT_SYSFS_ROOT},    \
@@ -25,8 +27,17 @@ enum { SP_OPT_SYSFS_ROOT = 0x1000, SP_OPT_PROC_ROOT };
 	"      --sysfs-root DIR        read DIR/kernel/mm/ksm, ... instead of /sys\n" \
 	"      --proc-root DIR         read DIR/PID/..., DIR/vmstat instead of /proc\n"
 
-/* 1 if c was a root option (and r is updated), else 0 */
-int sp_roots_opt(struct sp_roots *r, int c, const char *arg);
+/* The options every subcommand's getopt_long loop shares, for the
+ * default: of its switch. A root option updates r (NULL: the subcommand
+ * has none) and gives SP_OPT_GO_ON; -h/--help prints usage on stdout and
+ * gives SP_EXIT_OK; anything else (an unknown option, a missing argument)
+ * prints usage on stderr and gives SP_EXIT_USAGE. */
+#define SP_OPT_GO_ON (-1)
+int sp_opt_common(int c, const char *arg, struct sp_roots *r, void (*usage)(FILE *f));
+
+/* After the options: SP_EXIT_USAGE, saying "unexpected argument", when
+ * argv[optind] is left; else SP_OPT_GO_ON. */
+int sp_opt_no_operands(int argc, char **argv);
 
 /* Prints why KSM cannot be read (err from sp_view_read) and returns the
  * exit status for it. */

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/textsafe.h"
 #include "cli/progress.h"
@@ -341,12 +342,10 @@ static int demo(int argc, char **argv)
 		case 'n':
 			progress = 0;
 			break;
-		case 'h':
-			usage(stdout);
-			return SP_EXIT_OK;
 		default:
-			usage(stderr);
-			return SP_EXIT_USAGE;
+			rc = sp_opt_common(c, optarg, NULL, usage);
+			if (rc != SP_OPT_GO_ON)
+				return rc;
 		}
 	}
 	if (optind < argc) {

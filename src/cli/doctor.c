@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/ksmview.h"
 #include "cli/textsafe.h"
 #include "cli/units.h"
 
@@ -188,10 +189,10 @@ static void check_invalid(struct host *h)
 	if (!h->v.k.ninvalid)
 		return;
 	f = add(h, "invalid-values", "KSM files hold values that are not what the kernel writes");
-	for (int i = 0; i < SP_KSM_NKNOBS && n < sizeof(f->evidence); i++)
+	for (int i = 0; i < SP_KNOB_COUNT && n < sizeof(f->evidence); i++)
 		if (h->v.k.invalid[i])
 			n += (size_t)snprintf(f->evidence + n, sizeof(f->evidence) - n, "%s%s/%s = '%s' (%s)",
-					      n ? "; " : "", h->dir, sp_knobs[i].name, h->v.k.text[i],
+					      n ? "; " : "", h->dir, sp_knob_table[i].name, h->v.k.text[i],
 					      h->v.k.invalid[i]);
 	snprintf(f->fix, sizeof(f->fix),
 		 "check what is mounted on the KSM directory (a recorded tree? another filesystem?); the checks "
@@ -306,29 +307,24 @@ int sp_doctor_main(int argc, char **argv)
 		{0},
 	};
 	static struct host h;
-	int json = 0, c;
+	int json = 0, c, rc;
 
 	h.r.sysfs = "/sys";
 	h.r.proc = "/proc";
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (sp_roots_opt(&h.r, c, optarg))
-			continue;
 		switch (c) {
 		case 'j':
 			json = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return SP_EXIT_OK;
 		default:
-			usage(stderr);
-			return SP_EXIT_USAGE;
+			rc = sp_opt_common(c, optarg, &h.r, usage);
+			if (rc != SP_OPT_GO_ON)
+				return rc;
 		}
 	}
-	if (optind < argc) {
-		sp_errorf("samepage doctor: unexpected argument '%s'\n", argv[optind]);
-		return SP_EXIT_USAGE;
-	}
+	rc = sp_opt_no_operands(argc, argv);
+	if (rc != SP_OPT_GO_ON)
+		return rc;
 	return examine(&h, json);
 }
 

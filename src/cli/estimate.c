@@ -80,6 +80,27 @@ static long read_knob(const struct sp_ksm *k, const char *name)
 	return v > LONG_MAX ? LONG_MAX : (long)v;
 }
 
+/* *v, or the knob's default when it is absent or below the knob's range */
+static void knob_default(long *v, const char *name)
+{
+	const struct sp_knob *k = sp_knob_find(name);
+
+	if (*v < 0 || (unsigned long long)*v < k->min)
+		*v = k->def;
+}
+
+/* --max-page-sharing and co: the value as the kernel would take it for
+ * the knob (its syntax and range), 0 or -1 */
+static int model_knob(const char *name, const char *arg, long *out)
+{
+	unsigned long long v;
+
+	if (sp_knob_parse_value(sp_knob_find(name), arg, &v))
+		return -1;
+	*out = (long)v;
+	return 0;
+}
+
 static void read_host(struct est_host *h)
 {
 	struct sp_ksm k;
@@ -94,19 +115,13 @@ static void read_host(struct est_host *h)
 	h->advisor_target_scan_time = read_knob(&k, "advisor_target_scan_time");
 	h->advisor_min_pages_to_scan = read_knob(&k, "advisor_min_pages_to_scan");
 	h->advisor_max_pages_to_scan = read_knob(&k, "advisor_max_pages_to_scan");
-	/* the kernel's defaults where a knob is missing */
-	if (h->pages_to_scan < 0)
-		h->pages_to_scan = 100;
-	if (h->sleep_millisecs < 0)
-		h->sleep_millisecs = 20;
-	if (h->max_page_sharing < 2)
-		h->max_page_sharing = 256;
-	if (h->use_zero_pages < 0)
-		h->use_zero_pages = 0;
-	if (h->merge_across_nodes < 0)
-		h->merge_across_nodes = 1;
-	if (h->advisor_target_scan_time < 1)
-		h->advisor_target_scan_time = 200;
+	/* the kernel's defaults (the knob table's) where a knob is missing */
+	knob_default(&h->pages_to_scan, "pages_to_scan");
+	knob_default(&h->sleep_millisecs, "sleep_millisecs");
+	knob_default(&h->max_page_sharing, "max_page_sharing");
+	knob_default(&h->use_zero_pages, "use_zero_pages");
+	knob_default(&h->merge_across_nodes, "merge_across_nodes");
+	knob_default(&h->advisor_target_scan_time, "advisor_target_scan_time");
 	h->numa_nodes = numa_available() >= 0 ? numa_max_node() + 1 : 1;
 	/* since 6.12 a split of an anonymous THP maps its all-zero subpages to
 	 * the shared zero page, and KSM splits a THP before merging in it */
@@ -209,7 +224,7 @@ static int parse(int argc, char **argv, struct est *e, struct targets *t)
 {
 	long v;
 	double d;
-	int c;
+	int c, rc;
 
 	e->o.max_page_sharing = (uint32_t)e->host.max_page_sharing;
 	e->o.use_zero_pages = (int)e->host.use_zero_pages;
@@ -265,17 +280,17 @@ static int parse(int argc, char **argv, struct est *e, struct targets *t)
 			e->o.all_anon = 1;
 			break;
 		case OPT_MPS:
-			if (parse_long(optarg, 2, 1L << 30, &v))
+			if (model_knob("max_page_sharing", optarg, &v))
 				return bad("--max-page-sharing (an integer >= 2)", optarg);
 			e->o.max_page_sharing = (uint32_t)v;
 			break;
 		case OPT_UZP:
-			if (parse_long(optarg, 0, 1, &v))
+			if (model_knob("use_zero_pages", optarg, &v))
 				return bad("--use-zero-pages (0 or 1)", optarg);
 			e->o.use_zero_pages = (int)v;
 			break;
 		case OPT_MAN:
-			if (parse_long(optarg, 0, 1, &v))
+			if (model_knob("merge_across_nodes", optarg, &v))
 				return bad("--merge-across-nodes (0 or 1)", optarg);
 			e->o.merge_across_nodes = (int)v;
 			break;
@@ -311,12 +326,10 @@ static int parse(int argc, char **argv, struct est *e, struct targets *t)
 		case OPT_NO_PROGRESS:
 			e->o.progress = 0;
 			break;
-		case 'h':
-			usage(stdout);
-			return SP_EXIT_OK;
 		default:
-			usage(stderr);
-			return SP_EXIT_USAGE;
+			rc = sp_opt_common(c, optarg, NULL, usage);
+			if (rc != SP_OPT_GO_ON)
+				return rc;
 		}
 	}
 	for (int i = optind; i < argc; i++) {

@@ -247,12 +247,10 @@ int sp_exporter_main(int argc, char **argv)
 	struct exporter e = {{"/sys", "/proc"}, 20, 64, 8, 5};
 	const char *listen = "127.0.0.1:9781";
 	struct sockaddr_in sa;
-	int once = 0, c, err;
+	int once = 0, c, err, rc;
 	long top;
 
 	while ((c = getopt_long(argc, argv, "l:h", opts, NULL)) != -1) {
-		if (sp_roots_opt(&e.r, c, optarg))
-			continue;
 		switch (c) {
 		case 'l':
 			listen = optarg;
@@ -279,12 +277,10 @@ int sp_exporter_main(int argc, char **argv)
 			if (sp_arg_long(optarg, 1, 3600, &e.timeout_s))
 				return bad_value("--timeout", optarg, "1..3600 seconds");
 			break;
-		case 'h':
-			usage(stdout);
-			return SP_EXIT_OK;
 		default:
-			usage(stderr);
-			return SP_EXIT_USAGE;
+			rc = sp_opt_common(c, optarg, &e.r, usage);
+			if (rc != SP_OPT_GO_ON)
+				return rc;
 		}
 	}
 	if (optind < argc || parse_listen(listen, &sa)) {

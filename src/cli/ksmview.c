@@ -14,13 +14,13 @@
 /* Says once per file and process which KSM files hold no valid value. */
 static void warn_invalid(const struct sp_ksm *k)
 {
-	static int warned[SP_KSM_NKNOBS];
+	static int warned[SP_KNOB_COUNT];
 
-	for (int i = 0; i < SP_KSM_NKNOBS; i++)
+	for (int i = 0; i < SP_KNOB_COUNT; i++)
 		if (k->invalid[i] && !warned[i]) {
 			warned[i] = 1;
 			fprintf(stderr, "samepage %s: warning: %s: invalid value '%s' (%s): left out\n", sp_cmd_name,
-				sp_knobs[i].name, sp_safe(k->text[i]), k->invalid[i]);
+				sp_knob_table[i].name, sp_safe(k->text[i]), k->invalid[i]);
 		}
 }
 
@@ -253,14 +253,15 @@ static void print_rates(FILE *f, const struct sp_delta *d)
 static void print_knobs(FILE *f, const struct sp_view *v, int counters)
 {
 	fprintf(f, counters ? "Counters\n" : "Knobs\n");
-	for (int i = 0; i < SP_KSM_NKNOBS; i++) {
-		if ((sp_knobs[i].kind == SP_KNOB_COUNTER) != counters)
+	for (int i = 0; i < SP_KNOB_COUNT; i++) {
+		if ((sp_knob_table[i].type == SP_KNOB_COUNTER) != counters)
 			continue;
 		if (v->k.invalid[i])
-			fprintf(f, "  %-36s %-16s INVALID (%s): left out\n", sp_knobs[i].name, sp_safe(v->k.text[i]),
-				v->k.invalid[i]);
+			fprintf(f, "  %-36s %-16s INVALID (%s): left out\n", sp_knob_table[i].name,
+				sp_safe(v->k.text[i]), v->k.invalid[i]);
 		else if (v->k.present[i])
-			fprintf(f, "  %-36s %-16s %s\n", sp_knobs[i].name, sp_safe(v->k.text[i]), sp_knobs[i].doc);
+			fprintf(f, "  %-36s %-16s %s\n", sp_knob_table[i].name, sp_safe(v->k.text[i]),
+				sp_knob_table[i].help);
 	}
 	if (counters)
 		for (int i = 0; i < v->k.nextra; i++)

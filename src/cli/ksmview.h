@@ -18,11 +18,7 @@
 #include "kernel/host.h"
 #include "kernel/ksm.h"
 #include "kernel/ksmstat.h"
-
-struct sp_roots {
-	const char *sysfs; /* "/sys"  */
-	const char *proc;  /* "/proc" */
-};
+#include "cli/roots.h"
 
 struct sp_view {
 	struct sp_ksm k;

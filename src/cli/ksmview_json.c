@@ -33,18 +33,18 @@ static struct json_object *knobs_json(const struct sp_view *v, int counters)
 	struct json_object *o = json_object_new_object();
 	char b[48];
 
-	for (int i = 0; i < SP_KSM_NKNOBS; i++) {
-		if ((sp_knobs[i].kind == SP_KNOB_COUNTER) != counters)
+	for (int i = 0; i < SP_KNOB_COUNT; i++) {
+		if ((sp_knob_table[i].type == SP_KNOB_COUNTER) != counters)
 			continue;
 		if (v->k.invalid[i]) /* null here, its text under "invalid" */
-			json_object_object_add(o, sp_knobs[i].name, NULL);
+			json_object_object_add(o, sp_knob_table[i].name, NULL);
 		if (!v->k.present[i])
 			continue;
-		if (sp_knobs[i].kind == SP_KNOB_MODE)
-			json_object_object_add(o, sp_knobs[i].name,
+		if (sp_knob_table[i].type == SP_KNOB_ENUM)
+			json_object_object_add(o, sp_knob_table[i].name,
 					       json_object_new_string(sp_ksm_writable_text(&v->k, i, b, sizeof(b))));
 		else
-			json_object_object_add(o, sp_knobs[i].name, json_object_new_int64(v->k.val[i]));
+			json_object_object_add(o, sp_knob_table[i].name, json_object_new_int64(v->k.val[i]));
 	}
 	if (counters)
 		for (int i = 0; i < v->k.nextra; i++)
@@ -142,9 +142,9 @@ struct json_object *sp_view_json(const struct sp_view *v, const struct sp_delta 
 	char b[48];
 	int am = sp_knob_index("advisor_mode");
 
-	for (int i = 0; i < SP_KSM_NKNOBS; i++)
+	for (int i = 0; i < SP_KNOB_COUNT; i++)
 		if (v->k.invalid[i])
-			json_object_object_add(inv, sp_knobs[i].name, json_object_new_string(v->k.text[i]));
+			json_object_object_add(inv, sp_knob_table[i].name, json_object_new_string(v->k.text[i]));
 	json_object_object_add(o, "knobs", knobs_json(v, 0));
 	json_object_object_add(o, "counters", knobs_json(v, 1));
 	json_object_object_add(o, "invalid", inv);

@@ -168,9 +168,9 @@ static void invalid(FILE *f, const struct sp_view *v)
 		return;
 	head(f, "samepage_ksm_invalid", "gauge",
 	     "1 for each KSM file whose text is not a valid value (its metric is left out).");
-	for (int i = 0; i < SP_KSM_NKNOBS; i++)
+	for (int i = 0; i < SP_KNOB_COUNT; i++)
 		if (v->k.invalid[i])
-			fprintf(f, "samepage_ksm_invalid{file=\"%s\"} 1\n", sp_knobs[i].name);
+			fprintf(f, "samepage_ksm_invalid{file=\"%s\"} 1\n", sp_knob_table[i].name);
 }
 
 void sp_metrics_write(FILE *f, const struct sp_view *v, int top_n)

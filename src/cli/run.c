@@ -23,6 +23,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "kernel/ksm.h"
 #include "kernel/procs.h"
 #include "kernel/readfile.h"
 
@@ -204,8 +205,6 @@ int sp_run_main(int argc, char **argv)
 	int ksmd = 0, verbose = 0, c, rc;
 
 	while ((c = getopt_long(argc, argv, "+kvh", opts, NULL)) != -1) {
-		if (sp_roots_opt(&r, c, optarg))
-			continue;
 		switch (c) {
 		case 'k':
 			ksmd = 1;
@@ -213,12 +212,10 @@ int sp_run_main(int argc, char **argv)
 		case 'v':
 			verbose = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return SP_EXIT_OK;
 		default:
-			usage(stderr);
-			return SP_EXIT_USAGE;
+			rc = sp_opt_common(c, optarg, &r, usage);
+			if (rc != SP_OPT_GO_ON)
+				return rc;
 		}
 	}
 	if (optind == argc) {

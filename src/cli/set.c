@@ -19,6 +19,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/textsafe.h"
+#include "kernel/ksm.h"
 
 struct assign {
 	int idx;
@@ -35,9 +36,9 @@ static void usage(FILE *f)
 		   "every value against the kernel's ranges. Prints each change as old -> new.\n"
 		   "\n"
 		   "Knobs:\n");
-	for (int i = 0; i < SP_KSM_NKNOBS; i++)
-		if (sp_knobs[i].kind != SP_KNOB_COUNTER)
-			fprintf(f, "  %-36s %s\n", sp_knobs[i].name, sp_knobs[i].doc);
+	for (int i = 0; i < SP_KNOB_COUNT; i++)
+		if (sp_knob_table[i].type != SP_KNOB_COUNTER && (sp_knob_table[i].flags & SP_KF_KERNEL))
+			fprintf(f, "  %-36s %s\n", sp_knob_table[i].name, sp_knob_table[i].help);
 	fprintf(f, "\n"
 		   "  -n, --dry-run               check and show old -> new, write nothing\n"
 		   "      --json                  JSON on stdout (on failure too: {\"error\": ...})\n" SP_ROOT_HELP
@@ -47,19 +48,6 @@ static void usage(FILE *f)
 		   "Exit status: 0 ok; 1 the kernel refused a write; 2 bad usage (unknown knob, bad\n"
 		   "value: nothing written); 3 permission denied; 4 no KSM, or knob missing or sysfs\n"
 		   "read-only.\n");
-}
-
-static const char *range_text(const struct sp_knob *kn, char *buf, size_t len)
-{
-	if (kn->kind == SP_KNOB_BOOL)
-		return "0 or 1 (also y/n, on/off)";
-	if (kn->kind == SP_KNOB_MODE)
-		return "none or scan-time";
-	if (kn->max >= 4294967295ull)
-		snprintf(buf, len, "an integer >= %llu%s", kn->min, kn->max == 4294967295ull ? " and < 2^32" : "");
-	else
-		snprintf(buf, len, "an integer from %llu to %llu", kn->min, kn->max);
-	return buf;
 }
 
 static int parse_assign(const char *arg, const struct sp_ksm *k, struct assign *a)
@@ -87,7 +75,7 @@ static int parse_assign(const char *arg, const struct sp_ksm *k, struct assign *
 	}
 	if (err) {
 		sp_errorf("samepage set: %s=%s: %s; %s takes %s\n", a->name, eq + 1, why, a->name,
-			  range_text(&sp_knobs[a->idx], range, sizeof(range)));
+			  sp_knob_range_text(&sp_knob_table[a->idx], range, sizeof(range)));
 		return SP_EXIT_USAGE;
 	}
 	if (!k->present[a->idx]) {
@@ -97,29 +85,34 @@ static int parse_assign(const char *arg, const struct sp_ksm *k, struct assign *
 	return SP_EXIT_OK;
 }
 
-/* the kernel's errno for a write, as a reason and a fix */
+/* the kernel's errno for a write, as a reason and a fix: the table says
+ * in which state the kernel refuses the knob, and with which errno */
 static int explain(const struct sp_roots *r, const struct assign *a, int err)
 {
+	const struct sp_knob *kn = &sp_knob_table[a->idx];
+	struct sp_knob_state st;
 	struct sp_ksm k;
 	char dir[400];
 
 	sp_ksm_dir(r->sysfs, dir, sizeof(dir));
 	sp_errorf("samepage set: writing %s to %s/%s: %s\n", a->canon, dir, a->name, strerror(-err));
 	sp_ksm_read(r->sysfs, &k);
-	switch (err) {
-	case -EBUSY:
-		sp_errorf("  the kernel refuses to change %s while KSM pages exist (pages_shared=%lld).\n"
-			  "  Unmerge first, then merge again: samepage set run=2 %s=%s run=1\n",
-			  a->name, sp_ksm_get(&k, "pages_shared", 0), a->name, a->canon);
-		return SP_EXIT_FAIL;
-	case -EINVAL:
-		if (!strcmp(a->name, "pages_to_scan") && sp_ksm_get(&k, "advisor_mode", 0) == 1)
-			sp_errorf("  the advisor sets pages_to_scan while advisor_mode=scan-time.\n"
-				  "  Set it by hand with: samepage set advisor_mode=none pages_to_scan=%s\n",
-				  a->canon);
+	st.shared = sp_ksm_get(&k, "pages_shared", 0) > 0;
+	st.advisor = sp_ksm_get(&k, "advisor_mode", 0) != SP_ADVISOR_NONE;
+	if (err == -EBUSY || err == -EINVAL) {
+		if (kn->refuse == SP_REFUSE_SHARED && err == -kn->refuse_errno)
+			sp_errorf("  the kernel refuses to change %s while KSM pages exist (pages_shared=%lld).\n"
+				  "  Unmerge first, then merge again: samepage set run=2 %s=%s run=1\n",
+				  a->name, sp_ksm_get(&k, "pages_shared", 0), a->name, a->canon);
+		else if (kn->refuse == SP_REFUSE_ADVISOR && sp_knob_refused(kn, &st, 1) == err)
+			sp_errorf("  the advisor sets %s while advisor_mode=scan-time.\n"
+				  "  Set it by hand with: samepage set advisor_mode=none %s=%s\n",
+				  a->name, a->name, a->canon);
 		else
 			fprintf(stderr, "  the kernel rejected the value\n");
 		return SP_EXIT_FAIL;
+	}
+	switch (err) {
 	case -EACCES:
 	case -EPERM:
 		fprintf(stderr, "  writing KSM knobs needs root\n");
@@ -155,16 +148,16 @@ static void side_effects(const struct sp_roots *r, const struct sp_ksm *before, 
 
 	if (sp_ksm_read(r->sysfs, &after))
 		return;
-	for (int i = 0; i < SP_KSM_NKNOBS; i++) {
+	for (int i = 0; i < SP_KNOB_COUNT; i++) {
 		struct assign a = {.idx = i};
 		int mine = 0;
 
 		for (int j = 0; j < n; j++)
 			mine |= as[j].idx == i;
-		if (mine || sp_knobs[i].kind == SP_KNOB_COUNTER || !before->present[i] ||
+		if (mine || sp_knob_table[i].type == SP_KNOB_COUNTER || !before->present[i] ||
 		    !strcmp(before->text[i], after.text[i]))
 			continue;
-		snprintf(a.name, sizeof(a.name), "%s", sp_knobs[i].name);
+		snprintf(a.name, sizeof(a.name), "%s", sp_knob_table[i].name);
 		sp_ksm_writable_text(before, i, a.old, sizeof(a.old));
 		sp_ksm_writable_text(&after, i, a.canon, sizeof(a.canon));
 		if (!arr)
@@ -237,11 +230,9 @@ int sp_set_main(int argc, char **argv)
 		{0},
 	};
 	struct sp_roots r = {"/sys", "/proc"};
-	int dry = 0, json = 0, c;
+	int dry = 0, json = 0, c, rc;
 
 	while ((c = getopt_long(argc, argv, "+nh", opts, NULL)) != -1) {
-		if (sp_roots_opt(&r, c, optarg))
-			continue;
 		switch (c) {
 		case 'n':
 			dry = 1;
@@ -249,12 +240,10 @@ int sp_set_main(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return SP_EXIT_OK;
 		default:
-			usage(stderr);
-			return SP_EXIT_USAGE;
+			rc = sp_opt_common(c, optarg, &r, usage);
+			if (rc != SP_OPT_GO_ON)
+				return rc;
 		}
 	}
 	if (optind == argc) {

@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/ksmview.h"
 #include "cli/textsafe.h"
 
 static void usage(FILE *f)
@@ -74,11 +75,9 @@ int sp_status_main(int argc, char **argv)
 	struct sp_roots r = {"/sys", "/proc"};
 	double interval = 0.5;
 	long top_n = 10;
-	int json = 0, c;
+	int json = 0, c, rc;
 
 	while ((c = getopt_long(argc, argv, "i:n:h", opts, NULL)) != -1) {
-		if (sp_roots_opt(&r, c, optarg))
-			continue;
 		switch (c) {
 		case 'i':
 			if (sp_arg_double(optarg, 0, 3600, &interval))
@@ -91,18 +90,15 @@ int sp_status_main(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return SP_EXIT_OK;
 		default:
-			usage(stderr);
-			return SP_EXIT_USAGE;
+			rc = sp_opt_common(c, optarg, &r, usage);
+			if (rc != SP_OPT_GO_ON)
+				return rc;
 		}
 	}
-	if (optind < argc) {
-		sp_errorf("samepage status: unexpected argument '%s'\n", argv[optind]);
-		return SP_EXIT_USAGE;
-	}
+	rc = sp_opt_no_operands(argc, argv);
+	if (rc != SP_OPT_GO_ON)
+		return rc;
 	return report(&r, interval, (int)top_n, json);
 bad:
 	sp_errorf("samepage status: invalid value '%s' for -%c\n", optarg, c);

@@ -20,6 +20,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/ksmview.h"
 #include "cli/textsafe.h"
 
 static struct termios saved_tty;
@@ -162,11 +163,9 @@ int sp_top_main(int argc, char **argv)
 	};
 	struct top_opts o = {{"/sys", "/proc"}, 2.0, 0, 15, !isatty(STDOUT_FILENO), 0};
 	struct sigaction sa = {.sa_handler = on_signal};
-	int c;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "d:n:bh", opts, NULL)) != -1) {
-		if (sp_roots_opt(&o.r, c, optarg))
-			continue;
 		switch (c) {
 		case 'd':
 			if (sp_arg_double(optarg, 0.05, 3600, &o.delay))
@@ -186,18 +185,15 @@ int sp_top_main(int argc, char **argv)
 		case 'j':
 			o.json = o.batch = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return SP_EXIT_OK;
 		default:
-			usage(stderr);
-			return SP_EXIT_USAGE;
+			rc = sp_opt_common(c, optarg, &o.r, usage);
+			if (rc != SP_OPT_GO_ON)
+				return rc;
 		}
 	}
-	if (optind < argc) {
-		sp_errorf("samepage top: unexpected argument '%s'\n", argv[optind]);
-		return SP_EXIT_USAGE;
-	}
+	rc = sp_opt_no_operands(argc, argv);
+	if (rc != SP_OPT_GO_ON)
+		return rc;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	return loop(&o);

@@ -2,7 +2,7 @@
 /*
  * tune.c - `samepage tune`: a foreground daemon that keeps the kernel's KSM
  * tuned. Every interval it reads memory and ksmd's work, lets the rules in
- * src/kernel/tune_rules.c decide (ksmtuned's, or a scan-time controller with
+ * src/tune/rules.c decide (ksmtuned's, or a scan-time controller with
  * a CPU ceiling that defers to the kernel's advisor where there is one),
  * and writes and logs each change with its reason. On SIGINT, SIGTERM or
  * SIGHUP it puts back every knob it wrote and ksmd's CPUs and nice.
@@ -114,8 +114,10 @@ static int loop(struct tuner *t)
 			break;
 		rc = sp_tune_read(t, &in);
 	}
-	if (t->restore && !t->once && !t->dry)
+	if (t->restore && !t->once && !t->dry) {
 		sp_tune_restore(t);
+		sp_tune_ksmd_restore(t);
+	}
 	if (sig)
 		snprintf(why, sizeof(why), "%s", strsignal(sig));
 	else

@@ -9,7 +9,7 @@
 #define SP_CLI_TUNE_H
 
 #include "cli/ksmview.h"
-#include "kernel/tune_rules.h"
+#include "tune/rules.h"
 
 struct tuner {
 	struct sp_roots r;

@@ -2,7 +2,8 @@
 /*
  * tune_io.c - the hands of `samepage tune` (see tune.h): it reads the host
  * into the rules' input, writes their decisions, logs every step and, at
- * exit, puts back what it changed (ksmd's CPUs and nice: tune_ksmd.c).
+ * exit, puts back the knobs it changed. ksmd's CPUs and nice are
+ * tune_ksmd.c's, which logs through here (the calls go one way).
  *
  * Knobs are written with O_TRUNC, as a shell's `echo N > file` does: on
  * sysfs it makes no difference, and the tests' fixture trees, where the
@@ -10,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,9 +113,12 @@ static long long knob_value(const char *text, enum sp_tune_knob kn)
 {
 	if (!*text)
 		return -1;
-	if (kn == SP_TK_ADVISOR_MODE)
-		return !strcmp(text, "scan-time");
-	return strtoll(text, NULL, 10);
+	const struct sp_knob *k = sp_knob_find(sp_tune_knob_name(kn));
+	unsigned long long v;
+
+	if (sp_knob_parse_value(k, text, &v))
+		return -1;
+	return v > LLONG_MAX ? LLONG_MAX : (long long)v;
 }
 
 int sp_tune_read(struct tuner *t, struct sp_tune_input *in)
@@ -232,7 +237,7 @@ int sp_tune_apply(struct tuner *t, const struct sp_tune_decision *d)
 			continue;
 		}
 		t->wrote[c->knob] = 1;
-		if (c->knob == SP_TK_ADVISOR_MODE) /* the kernel resets pages_to_scan */
+		if (sp_knob_find(name)->effect == SP_EFFECT_ADVISOR_RESET) /* a change resets pages_to_scan */
 			t->wrote[SP_TK_PAGES_TO_SCAN] = 1;
 		sp_tune_log(t, "set", name, c->old, c->val, c->reason);
 	}
@@ -244,7 +249,8 @@ int sp_tune_apply(struct tuner *t, const struct sp_tune_decision *d)
 static void restore_knob(struct tuner *t, enum sp_tune_knob k)
 {
 	const char *name = sp_tune_knob_name(k);
-	char now[48], mode[48];
+	struct sp_knob_state st;
+	char now[48];
 	struct sp_ksm ksm;
 	int err;
 
@@ -253,7 +259,9 @@ static void restore_knob(struct tuner *t, enum sp_tune_knob k)
 	knob_text(&ksm, k, now, sizeof(now));
 	if (!strcmp(now, t->start[k]))
 		return;
-	if (k == SP_TK_PAGES_TO_SCAN && !strcmp(knob_text(&ksm, SP_TK_ADVISOR_MODE, mode, sizeof(mode)), "scan-time")) {
+	st.shared = sp_ksm_get(&ksm, "pages_shared", 0) > 0;
+	st.advisor = sp_ksm_get(&ksm, "advisor_mode", SP_ADVISOR_NONE) != SP_ADVISOR_NONE;
+	if (sp_knob_find(name)->refuse == SP_REFUSE_ADVISOR && sp_knob_refused(sp_knob_find(name), &st, 1)) {
 		sp_tune_log(t, "keep", name, now, NULL,
 			    "advisor_mode is scan-time again: the advisor owns pages_to_scan");
 		return;
@@ -274,5 +282,4 @@ void sp_tune_restore(struct tuner *t)
 
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
 		restore_knob(t, order[i]);
-	sp_tune_ksmd_restore(t);
 }

@@ -163,13 +163,11 @@ int sp_tune_parse(struct tuner *t, int argc, char **argv)
 	const char *given[NCONF] = {0}, *config = NULL;
 	char msg[300];
 	long v;
-	int c;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "nvh", opts, NULL)) != -1) {
 		size_t i;
 
-		if (sp_roots_opt(&t->r, c, optarg))
-			continue;
 		for (i = 0; i < NCONF && conf_opts[i].opt != c; i++)
 			;
 		if (i < NCONF) {
@@ -226,12 +224,10 @@ int sp_tune_parse(struct tuner *t, int argc, char **argv)
 		case 'v':
 			t->verbose = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return -1;
 		default:
-			usage(stderr);
-			return SP_EXIT_USAGE;
+			rc = sp_opt_common(c, optarg, &t->r, usage);
+			if (rc != SP_OPT_GO_ON)
+				return rc == SP_EXIT_OK ? -1 : rc; /* -1: --help was shown */
 		}
 	}
 	if (optind < argc) {

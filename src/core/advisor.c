@@ -40,7 +40,7 @@ void sp_core_advisor_start(struct sp_core *c)
 {
 	if (c->knobs.advisor_mode != SP_ADVISOR_SCAN_TIME)
 		return;
-	c->advisor.start_ns = c->be->ops->now_ns(c->be);
+	c->advisor.start_ns = sp_core_now(c);
 	c->advisor.started = 1;
 }
 
@@ -51,9 +51,9 @@ void sp_core_advisor_stop(struct sp_core *c)
 
 	if (c->knobs.advisor_mode != SP_ADVISOR_SCAN_TIME || !a->started)
 		return;
-	scan_time = (c->be->ops->now_ns(c->be) - a->start_ns) / 1000000000ull;
+	scan_time = (sp_core_now(c) - a->start_ns) / 1000000000ull;
 	scan_time = scan_time ? scan_time : 1;
-	cpu = c->be->ops->cpu_ns(c->be);
+	cpu = sp_core_cpu(c);
 	cpu_ms = (cpu - a->cpu_ns) / 1000000ull;
 	cpu_pct = cpu_ms * 100 / (scan_time * 1000);
 	cpu_pct = cpu_pct ? cpu_pct : 1;

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core.h - the merging algorithm, over an abstract memory backend.
+ * core.h - the merging algorithm, over the memory interface it owns.
  *
  * Nothing under src/core issues a system call: it sees memory only through
- * struct sp_backend, so the same code drives the engine (local backend), the
- * estimator (remote read-only backend) and the tests (fake backend).
+ * memory.h (struct sp_mem for each address space, struct sp_host for the
+ * store and clocks), so the same code drives the engine (this process, one
+ * address space), a daemon (one address space per client, one core per
+ * merge domain) and the tests (fake memory).
  *
  * The core is not thread safe: the engine serialises every call with its own
  * lock.
@@ -20,7 +22,7 @@
 #include "core/rmap.h"
 #include "core/stable.h"
 #include "core/unstable.h"
-#include "mem/backend.h"
+#include "core/memory.h"
 
 /* Counters kept by the scan; the rest of struct samepage_stats is derived. */
 struct sp_counters {
@@ -63,7 +65,10 @@ struct sp_mapcount {
 };
 
 struct sp_core {
-	struct sp_backend *be;
+	struct sp_host *host;	 /* store and clocks                        */
+	struct sp_mem **spaces;	 /* address spaces by index (NULL: removed) */
+	uint32_t nspaces;	 /* indices handed out                      */
+	uint8_t *space_remapped; /* per space: remapped in this batch       */
 	struct sp_knobs knobs;
 	struct sp_rmap rmap;	     /* regions and per-page items        */
 	struct sp_stable stable;     /* store pages and their index       */
@@ -80,7 +85,7 @@ struct sp_core {
 	struct sp_mapcount mapcount;
 	/* optional: reads and hashes a batch with several threads, each
 	 * calling sp_core_read_hash on disjoint ranges (the engine's pool) */
-	void (*parallel)(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need);
+	void (*parallel)(void *ctx, struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t n, uint8_t *need);
 	void *parallel_ctx;
 	uint64_t slow_page_ns; /* slowest recent cost per page, decaying: sizes batches */
 	int recount_wanted;    /* a full scan ended: mappings should be recounted */
@@ -88,8 +93,8 @@ struct sp_core {
 
 	/* scratch for one batch */
 	uint8_t flags[SP_BATCH_MAX];
-	uint64_t hashes[SP_BATCH_MAX]; /* index keys: content hash, mixed with the node */
-	uint64_t raw[SP_BATCH_MAX];    /* content hashes                                */
+	uint64_t keys[SP_BATCH_MAX];	/* index keys: content hash, mixed with the node */
+	uint64_t content[SP_BATCH_MAX]; /* content hashes (XXH3)                         */
 	int nodes[SP_BATCH_MAX];
 	uint8_t *buf;	  /* SP_BATCH_MAX pages: the batch's content */
 	uint8_t *verify;  /* SP_BATCH_MAX pages: re-read under freeze */
@@ -100,23 +105,32 @@ struct sp_core {
 struct samepage_stats;
 
 /* Returns 0 or -ENOMEM. */
-int sp_core_init(struct sp_core *c, struct sp_backend *be);
+int sp_core_init(struct sp_core *c, struct sp_host *host);
 void sp_core_destroy(struct sp_core *c);
 
-/* Tracks [start, start + npages pages); pieces already tracked are left as
- * they are. 0 or -errno. */
-int sp_core_add_range(struct sp_core *c, uintptr_t start, uint64_t npages);
-/* Breaks merges in [start, ...) and stops tracking it. 0 or -errno. */
-int sp_core_remove_range(struct sp_core *c, uintptr_t start, uint64_t npages);
+/* Adds an address space; returns its index (>= 0) or -ENOMEM. */
+int sp_core_add_space(struct sp_core *c, struct sp_mem *m);
+/* Forgets an address space that is gone (its process exited): its pages
+ * leave every index without touching its memory, store pages that lose
+ * their last sharer are freed. */
+void sp_core_drop_space(struct sp_core *c, uint32_t space);
 
-/* Pages of [start, start + npages pages) that were made plain anonymous
- * memory behind the core's back (MADV_DONTNEED on merged pages): their
- * merges end (sharers dropped, store pages freed when unused). */
-void sp_core_pages_anon(struct sp_core *c, uintptr_t start, uint64_t npages);
+/* Tracks [start, start + npages pages) of address space `space`; pieces
+ * already tracked are left as they are. 0 or -errno. */
+int sp_core_add_range(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages);
+/* Breaks merges in [start, ...) of `space` and stops tracking it. 0 or
+ * -errno. */
+int sp_core_remove_range(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages);
+
+/* Pages of [start, start + npages pages) of `space` that were made plain
+ * anonymous memory behind the core's back (MADV_DONTNEED on merged pages):
+ * their merges end (sharers dropped, store pages freed when unused). */
+void sp_core_pages_anon(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages);
 /* Calls fn(ctx, addr, n, done) on each run (up to SP_BATCH_MAX pages) of
- * pages of [start, ...) that sit in store mappings; fn sets done[i] for the
- * pages it made plain anonymous memory, and returns 0. Their merges end. */
-void sp_core_filemap_runs(struct sp_core *c, uintptr_t start, uint64_t npages,
+ * pages of [start, ...) of `space` that sit in store mappings; fn sets
+ * done[i] for the pages it made plain anonymous memory, and returns 0.
+ * Their merges end. */
+void sp_core_filemap_runs(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages,
 			  int (*fn)(void *ctx, uintptr_t addr, size_t n, uint8_t *done), void *ctx);
 
 /* Scans up to max_pages present pages, stopping early when deadline_ns
@@ -127,10 +141,10 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 /* run=2: breaks every merge, forgets every stable page. 0 or -errno. */
 int sp_core_unmerge_all(struct sp_core *c);
 
-/* Reads pages [lo, hi) of the batch at addr that need[] marks and hashes
- * them; unreadable pages are unmarked. Safe to call from several threads on
- * disjoint ranges of one batch. */
-void sp_core_read_hash(struct sp_core *c, uintptr_t addr, uint32_t lo, uint32_t hi, uint8_t *need);
+/* Reads pages [lo, hi) of the batch at addr of m that need[] marks and
+ * hashes them; unreadable pages are unmarked. Safe to call from several
+ * threads on disjoint ranges of one batch. */
+void sp_core_read_hash(struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t lo, uint32_t hi, uint8_t *need);
 
 /* advisor.c: mode switch, start and end of a full scan */
 void sp_core_advisor_reset(struct sp_core *c);
@@ -142,7 +156,8 @@ void sp_core_pin_for_fork(struct sp_core *c);
 
 void sp_core_stats(const struct sp_core *c, struct samepage_stats *out);
 struct samepage_region_stats;
-void sp_core_range_stats(const struct sp_core *c, uintptr_t start, uint64_t npages, struct samepage_region_stats *out);
+void sp_core_range_stats(const struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages,
+			 struct samepage_region_stats *out);
 
 /* extra kernel mappings the merges created (walks every item) */
 uint64_t sp_core_count_mappings(const struct sp_core *c);
@@ -155,6 +170,38 @@ uint64_t sp_core_count_done(struct sp_core *c);
 
 /* bytes of engine metadata right now */
 uint64_t sp_core_metadata_bytes(const struct sp_core *c);
+
+/* The host's clocks and store, shorter. */
+static inline uint64_t sp_core_now(const struct sp_core *c)
+{
+	return c->host->ops->now_ns(c->host);
+}
+
+static inline uint64_t sp_core_cpu(const struct sp_core *c)
+{
+	return c->host->ops->cpu_ns(c->host);
+}
+
+static inline void *sp_core_store_page(const struct sp_core *c, uint64_t pg)
+{
+	return c->host->ops->store_page(c->host, pg);
+}
+
+static inline void sp_core_store_free(const struct sp_core *c, uint64_t pg)
+{
+	c->host->ops->store_free(c->host, pg);
+}
+
+/* The address space of region r. */
+static inline struct sp_mem *sp_core_mem(const struct sp_core *c, uint32_t r)
+{
+	return c->spaces[c->rmap.regions[r].space];
+}
+
+/* Calls fn(c, r, off, n, arg) on the part of each region of `space` inside
+ * [start, start + npages pages) (range.c). */
+void sp_core_for_regions(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages,
+			 void (*fn)(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, void *arg), void *arg);
 
 /* Item bookkeeping shared by scan.c, merge.c and unmerge.c. */
 static inline void sp_core_seen(struct sp_core *c, struct sp_item *it)

@@ -26,7 +26,11 @@ void sp_core_stats(const struct sp_core *c, struct samepage_stats *out)
 {
 	const struct sp_stable *st = &c->stable;
 	int64_t vol, profit;
-	long budget = c->be && c->be->ops ? c->be->ops->map_budget(c->be) : 0;
+	long budget = 0;
+
+	for (uint32_t i = 0; i < c->nspaces; i++)
+		if (c->spaces[i])
+			budget += c->spaces[i]->ops->map_budget(c->spaces[i]);
 
 	memset(out, 0, sizeof(*out));
 	out->pages_shared = st->pages;
@@ -52,7 +56,8 @@ void sp_core_stats(const struct sp_core *c, struct samepage_stats *out)
 	out->general_profit = profit;
 }
 
-void sp_core_range_stats(const struct sp_core *c, uintptr_t start, uint64_t npages, struct samepage_region_stats *out)
+void sp_core_range_stats(const struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages,
+			 struct samepage_region_stats *out)
 {
 	uintptr_t end = start + (uintptr_t)(npages << SP_PAGE_SHIFT);
 
@@ -62,6 +67,8 @@ void sp_core_range_stats(const struct sp_core *c, uintptr_t start, uint64_t npag
 		uintptr_t gs = g->start, ge = gs + (uintptr_t)(g->npages << SP_PAGE_SHIFT);
 		uintptr_t lo = gs > start ? gs : start, hi = ge < end ? ge : end;
 
+		if (g->space != space)
+			continue;
 		for (uintptr_t a = lo; a < hi; a += SP_PAGE_SIZE) {
 			const struct sp_item *it = &c->rmap.items[g->first_id + ((a - gs) >> SP_PAGE_SHIFT)];
 

@@ -23,7 +23,7 @@
 static void release_page(struct sp_core *c, uint32_t pg)
 {
 	if (pg != SP_NO_PAGE)
-		c->be->ops->store_free(c->be, pg);
+		sp_core_store_free(c, pg);
 }
 
 void sp_merge_drop_sharer(struct sp_core *c, struct sp_item *it)
@@ -33,10 +33,22 @@ void sp_merge_drop_sharer(struct sp_core *c, struct sp_item *it)
 	it->link = 0;
 }
 
-static void thaw(struct sp_core *c, uintptr_t addr, size_t n)
+static void thaw(struct sp_mem *m, uintptr_t addr, size_t n)
 {
 	if (n)
-		c->be->ops->thaw(c->be, addr, n);
+		m->ops->thaw(m, addr, n);
+}
+
+/* Remaps a frozen run of m; its blocked writers are woken at the batch's
+ * end. 0 or -errno. */
+static int remap(struct sp_core *c, uint32_t region, uintptr_t addr, size_t n, uint64_t pg, int joins)
+{
+	uint32_t space = c->rmap.regions[region].space;
+	struct sp_mem *m = c->spaces[space];
+
+	c->remapped = 1;
+	c->space_remapped[space] = 1;
+	return m->ops->remap(m, addr, n, pg, joins);
 }
 
 /* Pages [i, j) of ok[] that are all set, starting at i: returns j. */
@@ -77,9 +89,9 @@ static int joins(const struct sp_core *c, uint32_t r, uint32_t id, uint32_t n, u
 	return j;
 }
 
-static int have_budget(struct sp_core *c)
+static int have_budget(struct sp_core *c, struct sp_mem *m)
 {
-	if (c->be->ops->map_budget(c->be) > 0)
+	if (m->ops->map_budget(m) > 0)
 		return 1;
 	c->recount_wanted = 1; /* the estimate may be too pessimistic */
 	return 0;
@@ -123,35 +135,31 @@ static void join_node(struct sp_core *c, struct sp_item *it, uint32_t node)
 
 static void merge_stable(struct sp_core *c, struct sp_run *r)
 {
-	const struct sp_backend_ops *o = c->be->ops;
+	struct sp_mem *m = sp_core_mem(c, r->region);
 	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
 	uint8_t ok[SP_BATCH_MAX];
 	uint32_t k, j;
 	long got;
 
-	if (!have_budget(c) || o->freeze(c->be, addr, r->n)) {
+	if (!have_budget(c, m) || m->ops->freeze(m, addr, r->n)) {
 		not_merged(c, r, 0, r->n);
 		return;
 	}
-	got = o->read(c->be, addr, r->n, c->verify);
-	for (k = 0; k < r->n; k++) {
-		const void *kp = o->store_page(c->be, r->pg0 + k);
-
-		ok[k] = (long)k < got && !memcmp(c->verify + (size_t)k * PAGE, kp, PAGE);
-	}
+	got = m->ops->read(m, addr, r->n, c->verify);
+	for (k = 0; k < r->n; k++)
+		ok[k] = (long)k < got && !memcmp(c->verify + (size_t)k * PAGE, sp_core_store_page(c, r->pg0 + k), PAGE);
 	for (k = 0; k < r->n; k = j) {
 		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
 
 		j = span(ok, k, r->n);
-		c->remapped = 1;
-		if (!ok[k] ||
-		    o->remap(c->be, a, j - k, r->pg0 + k, joins(c, r->region, r->id0 + r->i0 + k, j - k, r->pg0 + k))) {
-			thaw(c, a, j - k);
+		if (!ok[k] || remap(c, r->region, a, j - k, r->pg0 + k,
+				    joins(c, r->region, r->id0 + r->i0 + k, j - k, r->pg0 + k))) {
+			thaw(m, a, j - k);
 			not_merged(c, r, k, j);
 			continue;
 		}
-		for (uint32_t m = k; m < j; m++)
-			join_node(c, run_item(c, r, m), r->nodes[m]);
+		for (uint32_t x = k; x < j; x++)
+			join_node(c, run_item(c, r, x), r->nodes[x]);
 	}
 }
 
@@ -162,14 +170,14 @@ static int new_nodes(struct sp_core *c, struct sp_run *r, uint32_t k, uint32_t j
 {
 	for (uint32_t m = k; m < j; m++) {
 		uint32_t idx = r->i0 + m;
-		uint32_t node = sp_stable_add(&c->stable, c->hashes[idx], (uint32_t)(pg + m - k), r->nodes[m],
+		uint32_t node = sp_stable_add(&c->stable, c->keys[idx], (uint32_t)(pg + m - k), r->nodes[m],
 					      (uint16_t)(run_node(c, r) + 1));
 
 		if (!node) {
 			while (m-- > k)
 				sp_stable_discard(&c->stable, r->nodes[m]);
 			for (m = k; m < j; m++)
-				c->be->ops->store_free(c->be, pg + m - k);
+				sp_core_store_free(c, pg + m - k);
 			return -ENOMEM;
 		}
 		r->nodes[m] = node;
@@ -179,23 +187,23 @@ static int new_nodes(struct sp_core *c, struct sp_run *r, uint32_t k, uint32_t j
 
 /* Freezes both sides of a pair run and reads them; ok[k]: page k and its
  * partner are equal and still what was hashed. 0, or -1 with nothing
- * frozen. */
+ * frozen. The partner may be in another address space. */
 static int freeze_and_compare(struct sp_core *c, struct sp_run *r, uintptr_t addr, uintptr_t paddr, uint8_t *ok)
 {
-	const struct sp_backend_ops *o = c->be->ops;
+	struct sp_mem *m = sp_core_mem(c, r->region), *pm = sp_core_mem(c, r->partner_region);
 	long got, pgot;
 
-	if (!have_budget(c) || o->freeze(c->be, addr, r->n))
+	if (!have_budget(c, m) || !have_budget(c, pm) || m->ops->freeze(m, addr, r->n))
 		return -1;
-	if (o->freeze(c->be, paddr, r->n)) {
-		thaw(c, addr, r->n);
+	if (pm->ops->freeze(pm, paddr, r->n)) {
+		thaw(m, addr, r->n);
 		return -1;
 	}
-	if (o->read2) {
-		got = o->read2(c->be, addr, c->verify, paddr, c->partner, r->n, &pgot);
+	if (m == pm && m->ops->read2) {
+		got = m->ops->read2(m, addr, c->verify, paddr, c->partner, r->n, &pgot);
 	} else {
-		got = o->read(c->be, addr, r->n, c->verify);
-		pgot = o->read(c->be, paddr, r->n, c->partner);
+		got = m->ops->read(m, addr, r->n, c->verify);
+		pgot = pm->ops->read(pm, paddr, r->n, c->partner);
 	}
 	for (uint32_t k = 0; k < r->n; k++) {
 		size_t off = (size_t)k * PAGE;
@@ -211,39 +219,38 @@ static int freeze_and_compare(struct sp_core *c, struct sp_run *r, uintptr_t add
 static void merge_pair_span(struct sp_core *c, struct sp_run *r, uintptr_t addr, uintptr_t paddr, uint32_t k,
 			    uint32_t j)
 {
-	const struct sp_backend_ops *o = c->be->ops;
+	struct sp_mem *m = sp_core_mem(c, r->region), *pm = sp_core_mem(c, r->partner_region);
 	uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT), pa = paddr + ((uintptr_t)k << SP_PAGE_SHIFT);
 	uint64_t pg;
 	int mine, theirs;
 
 	/* the nodes exist before anything maps the pages: if one cannot be
 	 * made, nothing is remapped */
-	if (o->store_alloc(c->be, j - k, run_node(c, r), &pg) || new_nodes(c, r, k, j, pg)) {
-		thaw(c, a, j - k);
-		thaw(c, pa, j - k);
+	if (c->host->ops->store_alloc(c->host, j - k, run_node(c, r), &pg) || new_nodes(c, r, k, j, pg)) {
+		thaw(m, a, j - k);
+		thaw(pm, pa, j - k);
 		not_merged(c, r, k, j);
 		return;
 	}
-	for (uint32_t m = k; m < j; m++)
-		memcpy(o->store_page(c->be, pg + m - k), c->verify + (size_t)m * PAGE, PAGE);
-	c->remapped = 1;
-	mine = o->remap(c->be, a, j - k, pg, joins(c, r->region, r->id0 + r->i0 + k, j - k, pg));
+	for (uint32_t x = k; x < j; x++)
+		memcpy(sp_core_store_page(c, pg + x - k), c->verify + (size_t)x * PAGE, PAGE);
+	mine = remap(c, r->region, a, j - k, pg, joins(c, r->region, r->id0 + r->i0 + k, j - k, pg));
 	if (mine)
-		thaw(c, a, j - k);
-	theirs = o->remap(c->be, pa, j - k, pg, joins(c, r->partner_region, r->partner0 + k, j - k, pg));
+		thaw(m, a, j - k);
+	theirs = remap(c, r->partner_region, pa, j - k, pg, joins(c, r->partner_region, r->partner0 + k, j - k, pg));
 	if (theirs)
-		thaw(c, pa, j - k);
-	for (uint32_t m = k; m < j; m++) {
-		uint32_t node = r->nodes[m];
+		thaw(pm, pa, j - k);
+	for (uint32_t x = k; x < j; x++) {
+		uint32_t node = r->nodes[x];
 
 		if (mine && theirs) { /* nobody maps it */
-			o->store_free(c->be, sp_stable_discard(&c->stable, node));
+			sp_core_store_free(c, sp_stable_discard(&c->stable, node));
 			continue;
 		}
 		if (!mine)
-			join_node(c, run_item(c, r, m), node);
+			join_node(c, run_item(c, r, x), node);
 		if (!theirs)
-			join_node(c, sp_rmap_item(&c->rmap, r->partner0 + m), node);
+			join_node(c, sp_rmap_item(&c->rmap, r->partner0 + x), node);
 	}
 	if (mine || theirs)
 		not_merged(c, r, k, j); /* one side (or both) stays as it was */
@@ -251,6 +258,7 @@ static void merge_pair_span(struct sp_core *c, struct sp_run *r, uintptr_t addr,
 
 static void merge_pair(struct sp_core *c, struct sp_run *r)
 {
+	struct sp_mem *m = sp_core_mem(c, r->region), *pm = sp_core_mem(c, r->partner_region);
 	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
 	uintptr_t paddr = sp_rmap_addr(&c->rmap, r->partner_region, r->partner0);
 	uint8_t ok[SP_BATCH_MAX];
@@ -266,39 +274,39 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 			merge_pair_span(c, r, addr, paddr, k, j);
 			continue;
 		}
-		thaw(c, addr + ((uintptr_t)k << SP_PAGE_SHIFT), j - k);
-		thaw(c, paddr + ((uintptr_t)k << SP_PAGE_SHIFT), j - k);
+		thaw(m, addr + ((uintptr_t)k << SP_PAGE_SHIFT), j - k);
+		thaw(pm, paddr + ((uintptr_t)k << SP_PAGE_SHIFT), j - k);
 		not_merged(c, r, k, j);
 	}
 }
 
 static void merge_zero(struct sp_core *c, struct sp_run *r)
 {
-	const struct sp_backend_ops *o = c->be->ops;
+	struct sp_mem *m = sp_core_mem(c, r->region);
 	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
 	static const uint8_t zero[PAGE];
 	uint8_t ok[SP_BATCH_MAX];
 	uint32_t k, j;
 	long got;
 
-	if (o->freeze(c->be, addr, r->n)) {
+	if (m->ops->freeze(m, addr, r->n)) {
 		not_merged(c, r, 0, r->n);
 		return;
 	}
-	got = o->read(c->be, addr, r->n, c->verify);
+	got = m->ops->read(m, addr, r->n, c->verify);
 	for (k = 0; k < r->n; k++)
 		ok[k] = (long)k < got && !memcmp(c->verify + (size_t)k * PAGE, zero, PAGE);
 	for (k = 0; k < r->n; k = j) {
 		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
 
 		j = span(ok, k, r->n);
-		if (!ok[k] || o->zap(c->be, a, j - k)) {
-			thaw(c, a, j - k);
+		if (!ok[k] || m->ops->zap(m, a, j - k)) {
+			thaw(m, a, j - k);
 			not_merged(c, r, k, j);
 			continue;
 		}
-		for (uint32_t m = k; m < j; m++) {
-			struct sp_item *it = run_item(c, r, m);
+		for (uint32_t x = k; x < j; x++) {
+			struct sp_item *it = run_item(c, r, x);
 
 			/* the zero page is not tracked, as the kernel drops its item */
 			sp_core_unseen(c, it);

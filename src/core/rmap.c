@@ -132,9 +132,9 @@ static int insert_region(struct sp_rmap *rm, struct sp_region reg)
 	return (int)pos;
 }
 
-int sp_rmap_add(struct sp_rmap *rm, uintptr_t start, uint64_t npages)
+int sp_rmap_add(struct sp_rmap *rm, uint32_t space, uintptr_t start, uint64_t npages)
 {
-	struct sp_region reg = {.start = start, .npages = npages};
+	struct sp_region reg = {.start = start, .npages = npages, .space = space};
 	int err, pos;
 
 	if (!npages)
@@ -163,6 +163,7 @@ int sp_rmap_cut(struct sp_rmap *rm, uint32_t r, uint64_t off, uint64_t n, int *d
 		err = free_ids(rm, reg.first_id + (uint32_t)off, (uint32_t)n);
 		if (err)
 			return err;
+		right = reg;
 		right.start = reg.start + ((off + n) << 12);
 		right.first_id = reg.first_id + (uint32_t)(off + n);
 		right.npages = reg.npages - off - n;

@@ -48,6 +48,7 @@ struct sp_region {
 	uintptr_t start;
 	uint64_t npages;
 	uint32_t first_id;
+	uint32_t space; /* the address space it belongs to (sp_core_add_space) */
 };
 
 struct sp_idrange {
@@ -68,8 +69,9 @@ struct sp_rmap {
 int sp_rmap_init(struct sp_rmap *rm);
 void sp_rmap_destroy(struct sp_rmap *rm);
 
-/* Adds a region; returns its index in regions[] (>= 0) or -ENOMEM/-ERANGE. */
-int sp_rmap_add(struct sp_rmap *rm, uintptr_t start, uint64_t npages);
+/* Adds a region of address space `space`; returns its index in regions[]
+ * (>= 0) or -ENOMEM/-ERANGE. */
+int sp_rmap_add(struct sp_rmap *rm, uint32_t space, uintptr_t start, uint64_t npages);
 /* Removes pages [off, off + n) of region r, splitting it if needed; frees
  * their ids (items are zeroed). *delta gets the change in the number of
  * regions (-1, 0 or +1). Returns 0 or -ENOMEM / -EINVAL. */

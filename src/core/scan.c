@@ -67,7 +67,7 @@ static struct verdict classify(struct sp_core *c, uint32_t idx, uint32_t id)
 {
 	const struct sp_item *it = sp_rmap_item(&c->rmap, id);
 	const uint8_t *d = c->buf + (size_t)idx * PAGE;
-	uint64_t h = c->hashes[idx];
+	uint64_t h = c->keys[idx];
 	struct verdict v = {.cls = CLS_INSERT};
 	uint32_t g;
 	int64_t j;
@@ -79,14 +79,15 @@ static struct verdict classify(struct sp_core *c, uint32_t idx, uint32_t id)
 	/* only an anonymous page can be dropped: in a store mapping (one that
 	 * was merged before) MADV_DONTNEED would bring back the store page at
 	 * that offset, not zeros. Such a page merges like any content. */
-	if (c->knobs.use_zero_pages && !(it->flags & SP_IT_FILEMAP) && c->raw[idx] == sp_hash_zero() && is_zero(d)) {
+	if (c->knobs.use_zero_pages && !(it->flags & SP_IT_FILEMAP) && c->content[idx] == sp_hash_zero() &&
+	    is_zero(d)) {
 		v.cls = CLS_ZERO;
 		return v;
 	}
 	for (g = sp_stable_first(&c->stable, h); g; g = sp_stable_next(&c->stable, g, h)) {
 		uint32_t pg = sp_stable_group_page(&c->stable, g);
 
-		if (memcmp(d, c->be->ops->store_page(c->be, pg), PAGE))
+		if (memcmp(d, sp_core_store_page(c, pg), PAGE))
 			continue; /* a hash collision */
 		v.node = sp_stable_pick(&c->stable, g, c->knobs.max_page_sharing);
 		if (v.node) {
@@ -125,7 +126,7 @@ static int extends(struct sp_core *c, const struct sp_run *r, uint32_t idx, cons
 		/* two pages of one content in one run would make two store
 		 * pages where the kernel makes one */
 		for (k = 0; k < r->n; k++)
-			if (c->hashes[r->i0 + k] == c->hashes[idx])
+			if (c->keys[r->i0 + k] == c->keys[idx])
 				return 0;
 		return 1;
 	default:
@@ -166,7 +167,7 @@ static void apply(struct sp_core *c, struct sp_run *r, uint32_t idx, uint32_t id
 {
 	struct sp_item *it = sp_rmap_item(&c->rmap, id);
 
-	it->hash = c->hashes[idx];
+	it->hash = c->keys[idx];
 	it->flags |= SP_IT_CHECKED;
 	switch (v->cls) {
 	case CLS_VOLATILE:
@@ -183,7 +184,7 @@ static void apply(struct sp_core *c, struct sp_run *r, uint32_t idx, uint32_t id
 
 /* Reads and hashes the pages of the batch marked in need[]. Pages that
  * could not be read are unmarked. */
-void sp_core_read_hash(struct sp_core *c, uintptr_t addr, uint32_t lo, uint32_t hi, uint8_t *need)
+void sp_core_read_hash(struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t lo, uint32_t hi, uint8_t *need)
 {
 	uint32_t i = lo, j;
 
@@ -196,12 +197,12 @@ void sp_core_read_hash(struct sp_core *c, uintptr_t addr, uint32_t lo, uint32_t 
 		}
 		for (j = i; j < hi && need[j]; j++)
 			;
-		got = c->be->ops->read(c->be, addr + ((uintptr_t)i << SP_PAGE_SHIFT), j - i, c->buf + (size_t)i * PAGE);
+		got = m->ops->read(m, addr + ((uintptr_t)i << SP_PAGE_SHIFT), j - i, c->buf + (size_t)i * PAGE);
 		if (got < 0)
 			got = 0;
 		for (uint32_t k = i; k < j; k++) {
 			if ((long)(k - i) < got)
-				c->raw[k] = c->hashes[k] = sp_hash_page(c->buf + (size_t)k * PAGE);
+				c->content[k] = c->keys[k] = sp_hash_page(c->buf + (size_t)k * PAGE);
 			else
 				need[k] = 0;
 		}
@@ -209,28 +210,28 @@ void sp_core_read_hash(struct sp_core *c, uintptr_t addr, uint32_t lo, uint32_t 
 	}
 }
 
-static void read_and_hash(struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need)
+static void read_and_hash(struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t n, uint8_t *need)
 {
 	uint32_t i;
 
 	if (c->parallel && n >= 2 * SP_PAR_CHUNK)
-		c->parallel(c->parallel_ctx, c, addr, n, need);
+		c->parallel(c->parallel_ctx, c, m, addr, n, need);
 	else
-		sp_core_read_hash(c, addr, 0, n, need);
+		sp_core_read_hash(c, m, addr, 0, n, need);
 	/* the index buckets of the batch are cache misses: start them all */
 	for (i = 0; i < n; i++) {
 		if (need[i]) {
-			sp_unstable_prefetch(&c->unstable, c->hashes[i]);
-			sp_stable_prefetch(&c->stable, c->hashes[i]);
+			sp_unstable_prefetch(&c->unstable, c->keys[i]);
+			sp_stable_prefetch(&c->stable, c->keys[i]);
 		}
 	}
-	if (c->knobs.merge_across_nodes || !c->be->ops->node)
+	if (c->knobs.merge_across_nodes || !m->ops->node)
 		return;
-	if (c->be->ops->node(c->be, addr, n, c->nodes))
+	if (m->ops->node(m, addr, n, c->nodes))
 		return;
 	for (i = 0; i < n; i++)
 		if (need[i] && c->nodes[i] >= 0)
-			c->hashes[i] = sp_node_key(c->raw[i], c->nodes[i]);
+			c->keys[i] = sp_node_key(c->content[i], c->nodes[i]);
 }
 
 /* Smart scan, as the kernel ages its rmap items: every visit of a page that
@@ -275,6 +276,7 @@ static int smart_skip(struct sp_core *c, uint32_t id, struct sp_item *it)
 static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t n, uint64_t deadline_ns, uint32_t *used)
 {
 	const struct sp_region *reg = &c->rmap.regions[r];
+	struct sp_mem *m = sp_core_mem(c, r);
 	uintptr_t addr = reg->start + (uintptr_t)(p0 << SP_PAGE_SHIFT);
 	uint32_t id0 = reg->first_id + (uint32_t)p0, i, scanned = 0;
 	uint8_t need[SP_BATCH_MAX], counted[SP_BATCH_MAX], skipped[SP_BATCH_MAX];
@@ -282,7 +284,7 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 	struct sp_run run = {.kind = SP_RUN_NONE, .region = r, .id0 = id0, .addr0 = addr};
 
 	*used = n;
-	if (c->be->ops->query(c->be, addr, n, c->flags))
+	if (m->ops->query(m, addr, n, c->flags))
 		return 0;
 	for (i = 0; i < n; i++) {
 		struct sp_item *it = sp_rmap_item(&c->rmap, id0 + i);
@@ -324,7 +326,7 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 		need[i] = counted[i] = 1;
 		scanned++;
 	}
-	read_and_hash(c, addr, n, need);
+	read_and_hash(c, m, addr, n, need);
 	for (i = 0; i < n; i++) {
 		struct verdict v;
 
@@ -333,7 +335,7 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 		v = classify(c, i, id0 + i);
 		if (run.kind != SP_RUN_NONE && !extends(c, &run, i, &v)) {
 			sp_merge_run(c, &run);
-			if (deadline_ns && c->be->ops->now_ns(c->be) >= deadline_ns)
+			if (deadline_ns && sp_core_now(c) >= deadline_ns)
 				break; /* out of time: page i onwards wait */
 			v = classify(c, i, id0 + i);
 		}
@@ -341,7 +343,12 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 	}
 	sp_merge_run(c, &run);
 	if (c->remapped) { /* nothing is frozen now: release blocked writers */
-		c->be->ops->wake_blocked(c->be);
+		for (uint32_t sp = 0; sp < c->nspaces; sp++)
+			if (c->space_remapped[sp]) {
+				c->space_remapped[sp] = 0;
+				if (c->spaces[sp])
+					c->spaces[sp]->ops->wake_blocked(c->spaces[sp]);
+			}
 		c->remapped = 0;
 	}
 	if (i < n) {
@@ -380,8 +387,8 @@ static void maybe_prune(struct sp_core *c, uint64_t now)
 
 uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_ns)
 {
-	uint64_t scanned = 0, t0 = c->be->ops->now_ns(c->be), took, now = t0;
-	uint64_t cpu0 = c->be->ops->cpu_ns(c->be);
+	uint64_t scanned = 0, t0 = sp_core_now(c), took, now = t0;
+	uint64_t cpu0 = sp_core_cpu(c);
 
 	/* a batch has a fixed cost too (a pagemap read, a process_vm_readv:
 	 * 20-50 us) that the per-page estimate below does not see: keep a
@@ -427,7 +434,7 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 		scanned += scan_batch(c, c->cur_region, c->cur_page, n, deadline_ns, &used);
 		sp_core_count_behind(c, c->cur_region, c->cur_page, c->cur_page + used);
 		c->cur_page += used;
-		t = c->be->ops->now_ns(c->be);
+		t = sp_core_now(c);
 		if (used && (t - now) / used > c->slow_page_ns)
 			c->slow_page_ns = (t - now) / used;
 		now = t;
@@ -436,7 +443,7 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 	}
 	c->cnt.pages_scanned += scanned;
 	/* CPU time: time the scanner was preempted did not keep anyone waiting */
-	took = c->be->ops->cpu_ns(c->be) - cpu0;
+	took = sp_core_cpu(c) - cpu0;
 	c->cnt.batches++;
 	c->cnt.batches_over += took > (uint64_t)c->knobs.batch_usecs * 1000;
 	if (took > c->cnt.longest_batch_ns)

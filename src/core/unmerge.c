@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * unmerge.c - undoing merges: run=2, unregistering memory, fork, and pages
- * the application dropped (MADV_DONTNEED).
+ * unmerge.c - undoing merges: run=2, unregistering memory, a process that
+ * is gone, fork, and pages the application dropped (MADV_DONTNEED).
  *
  * Memory always comes first, bookkeeping second: a page is made private
  * (or plain anonymous) before the sharer it was is dropped, because dropping
@@ -38,9 +38,10 @@ static void merges_ended(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n
  * have any of `mask`, and ends the merges of each run it made private.
  * Stops at the first error. */
 static int for_runs(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, uint8_t mask,
-		    int (*fn)(struct sp_backend *, uintptr_t, size_t))
+		    int (*fn)(struct sp_mem *, uintptr_t, size_t))
 {
 	const struct sp_region *reg = &c->rmap.regions[r];
+	struct sp_mem *m = sp_core_mem(c, r);
 	uint64_t i = off, j, end = off + n;
 	int err;
 
@@ -51,29 +52,13 @@ static int for_runs(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, uin
 		}
 		for (j = i; j < end && (c->rmap.items[reg->first_id + j].flags & mask); j++)
 			;
-		err = fn(c->be, reg->start + (uintptr_t)(i << SP_PAGE_SHIFT), j - i);
+		err = fn(m, reg->start + (uintptr_t)(i << SP_PAGE_SHIFT), j - i);
 		if (err)
 			return err;
 		merges_ended(c, r, i, j - i);
 		i = j;
 	}
 	return 0;
-}
-
-/* Calls fn(r, off, n) on the part of each region inside [start, start + npages pages). */
-static void for_regions(struct sp_core *c, uintptr_t start, uint64_t npages,
-			void (*fn)(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, void *arg), void *arg)
-{
-	uintptr_t end = start + (uintptr_t)(npages << SP_PAGE_SHIFT);
-
-	for (uint32_t r = 0; r < c->rmap.nregions; r++) {
-		const struct sp_region *g = &c->rmap.regions[r];
-		uintptr_t gs = g->start, ge = gs + (uintptr_t)(g->npages << SP_PAGE_SHIFT);
-		uintptr_t lo = gs > start ? gs : start, hi = ge < end ? ge : end;
-
-		if (lo < hi)
-			fn(c, r, (lo - gs) >> SP_PAGE_SHIFT, (hi - lo) >> SP_PAGE_SHIFT, arg);
-	}
 }
 
 static void anon_part(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, void *arg)
@@ -88,9 +73,9 @@ static void anon_part(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, v
 		}
 }
 
-void sp_core_pages_anon(struct sp_core *c, uintptr_t start, uint64_t npages)
+void sp_core_pages_anon(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages)
 {
-	for_regions(c, start, npages, anon_part, NULL);
+	sp_core_for_regions(c, space, start, npages, anon_part, NULL);
 }
 
 struct filemap_arg {
@@ -124,16 +109,17 @@ static void filemap_part(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n
 	}
 }
 
-void sp_core_filemap_runs(struct sp_core *c, uintptr_t start, uint64_t npages,
+void sp_core_filemap_runs(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages,
 			  int (*fn)(void *ctx, uintptr_t addr, size_t n, uint8_t *done), void *ctx)
 {
 	struct filemap_arg fa = {.fn = fn, .ctx = ctx};
 
-	for_regions(c, start, npages, filemap_part, &fa);
+	sp_core_for_regions(c, space, start, npages, filemap_part, &fa);
 }
 
-/* Forgets pages [off, off + n) of region r: their memory is already private. */
-static void forget_pages(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, int keep_filemap)
+/* Forgets pages [off, off + n) of region r: their memory is already
+ * private, or gone with its process. */
+static void forget_pages(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n)
 {
 	const struct sp_region *reg = &c->rmap.regions[r];
 	uint64_t i;
@@ -148,50 +134,32 @@ static void forget_pages(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n
 		if (it->flags & SP_IT_ZERO)
 			c->cnt.ksm_zero_pages--;
 		sp_core_unseen(c, it);
-		it->flags &= keep_filemap ? SP_IT_FILEMAP : 0;
+		it->flags = 0;
 		it->hash = 0;
 	}
 }
 
-int sp_core_add_range(struct sp_core *c, uintptr_t start, uint64_t npages)
+/* Cuts pages [off, off + n) of region r out of the rmap, keeping the scan
+ * cursor on the page it was about to visit. 0 or -ENOMEM. */
+static int cut(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, int *delta)
 {
-	uintptr_t end = start + (uintptr_t)(npages << SP_PAGE_SHIFT), a = start;
-	uint32_t r;
-	int pos;
+	int err = sp_rmap_cut(&c->rmap, r, off, n, delta);
 
-	/* add the pieces not tracked yet (regions may be in any address order) */
-	while (a < end) {
-		uintptr_t next_start = end, gap_end = end;
-		int inside = 0;
-
-		for (r = 0; r < c->rmap.nregions; r++) {
-			const struct sp_region *g = &c->rmap.regions[r];
-			uintptr_t gs = g->start, ge = gs + (uintptr_t)(g->npages << SP_PAGE_SHIFT);
-
-			if (gs <= a && a < ge) {
-				inside = 1;
-				next_start = ge < end ? ge : end;
-				break;
-			}
-			if (gs > a && gs < gap_end)
-				gap_end = gs;
-		}
-		if (inside) {
-			a = next_start;
-			continue;
-		}
-		c->mapcount.stale = 1;
-		pos = sp_rmap_add(&c->rmap, a, (gap_end - a) >> SP_PAGE_SHIFT);
-		if (pos < 0)
-			return pos;
-		if ((uint32_t)pos <= c->cur_region && c->rmap.nregions > 1)
-			c->cur_region++;
-		a = gap_end;
+	if (err)
+		return err;
+	if (r < c->cur_region) {
+		c->cur_region += *delta;
+	} else if (r == c->cur_region) {
+		c->cur_page = 0; /* restart this region's walk */
+		if (*delta < 0 && c->cur_region >= c->rmap.nregions)
+			c->cur_region = c->rmap.nregions;
 	}
+	/* The freed ids need no index reset: forget_pages() unlinked each of
+	 * them from the unstable index, and no stable node points at them. */
 	return 0;
 }
 
-int sp_core_remove_range(struct sp_core *c, uintptr_t start, uint64_t npages)
+int sp_core_remove_range(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages)
 {
 	uintptr_t end = start + (uintptr_t)(npages << SP_PAGE_SHIFT);
 	uint32_t r = 0;
@@ -203,43 +171,53 @@ int sp_core_remove_range(struct sp_core *c, uintptr_t start, uint64_t npages)
 		uintptr_t lo = gs > start ? gs : start, hi = ge < end ? ge : end;
 		uint64_t off, n;
 
-		if (lo >= hi) {
+		if (g->space != space || lo >= hi) {
 			r++;
 			continue;
 		}
 		off = (lo - gs) >> SP_PAGE_SHIFT;
 		n = (hi - lo) >> SP_PAGE_SHIFT;
 		c->mapcount.stale = 1;
-		err = for_runs(c, r, off, n, SP_IT_FILEMAP, c->be->ops->restore);
+		err = for_runs(c, r, off, n, SP_IT_FILEMAP, sp_core_mem(c, r)->ops->restore);
 		if (err)
 			return err;
-		forget_pages(c, r, off, n, 0);
-		err = sp_rmap_cut(&c->rmap, r, off, n, &delta);
+		forget_pages(c, r, off, n);
+		err = cut(c, r, off, n, &delta);
 		if (err)
 			return err;
-		if (r < c->cur_region) {
-			c->cur_region += delta;
-		} else if (r == c->cur_region) {
-			c->cur_page = 0; /* restart this region's walk */
-			if (delta < 0 && c->cur_region >= c->rmap.nregions)
-				c->cur_region = c->rmap.nregions;
-		}
 		if (delta >= 0)
 			r++;
-		/* ids may be handed out again: no index may point at them */
-		sp_unstable_reset(&c->unstable, c->rmap.tracked);
-		c->cnt.pages_unshared = 0;
-		for (uint32_t id = 0; id < c->rmap.nids; id++)
-			c->rmap.items[id].flags &= ~(SP_IT_UNSTABLE | SP_IT_PARKED);
 	}
 	return 0;
+}
+
+void sp_core_drop_space(struct sp_core *c, uint32_t space)
+{
+	uint32_t r = 0;
+	int delta;
+
+	if (space >= c->nspaces)
+		return;
+	c->mapcount.stale = 1;
+	while (r < c->rmap.nregions) {
+		const struct sp_region *g = &c->rmap.regions[r];
+
+		if (g->space != space) {
+			r++;
+			continue;
+		}
+		forget_pages(c, r, 0, g->npages);
+		if (cut(c, r, 0, g->npages, &delta))
+			r++; /* no memory for the free list: the region stays, forgotten */
+	}
+	c->spaces[space] = NULL;
 }
 
 static void release(void *ctx, uint32_t pg)
 {
 	struct sp_core *c = ctx;
 
-	c->be->ops->store_free(c->be, pg);
+	c->host->ops->store_free(c->host, pg);
 }
 
 int sp_core_unmerge_all(struct sp_core *c)
@@ -251,7 +229,8 @@ int sp_core_unmerge_all(struct sp_core *c)
 	for (r = 0; r < c->rmap.nregions; r++) {
 		/* every page in a store mapping (merged, or merged once and
 		 * written since) and every zero page becomes plain memory */
-		err = for_runs(c, r, 0, c->rmap.regions[r].npages, SP_IT_FILEMAP | SP_IT_ZERO, c->be->ops->unmerge);
+		err = for_runs(c, r, 0, c->rmap.regions[r].npages, SP_IT_FILEMAP | SP_IT_ZERO,
+			       sp_core_mem(c, r)->ops->unmerge);
 		if (err)
 			return err; /* later scans see the broken merges and tidy up */
 	}

@@ -19,43 +19,11 @@
 #include "kernel/ksm.h"
 #include "kernel/readfile.h"
 
-#define U32 4294967295ull
-#define S32 2147483647ull
-#define U64 18446744073709551615ull
-
-const struct sp_knob sp_knobs[SP_KSM_NKNOBS] = {
-	{"run", SP_KNOB_UINT, 0, 2, "", "0 stop (keep merges), 1 merge, 2 unmerge everything"},
-	{"pages_to_scan", SP_KNOB_UINT, 0, U32, "pages", "pages ksmd scans per batch"},
-	{"sleep_millisecs", SP_KNOB_UINT, 0, U32, "ms", "ksmd sleep between batches"},
-	{"max_page_sharing", SP_KNOB_UINT, 2, S32, "sharers", "most sharers of one KSM page"},
-	{"merge_across_nodes", SP_KNOB_UINT, 0, 1, "", "1 merge across NUMA nodes, 0 per node"},
-	{"use_zero_pages", SP_KNOB_BOOL, 0, 1, "", "map empty pages to the zero page"},
-	{"smart_scan", SP_KNOB_BOOL, 0, 1, "", "skip pages that stayed unique"},
-	{"stable_node_chains_prune_millisecs", SP_KNOB_UINT, 0, U32, "ms", "how often stale chain dups are pruned"},
-	{"advisor_mode", SP_KNOB_MODE, 0, 1, "", "none, or scan-time: the advisor sets pages_to_scan"},
-	{"advisor_target_scan_time", SP_KNOB_UINT, 1, U64, "s", "advisor: seconds per full scan"},
-	{"advisor_max_cpu", SP_KNOB_UINT, 0, U64, "%", "advisor: ksmd CPU ceiling"},
-	{"advisor_min_pages_to_scan", SP_KNOB_UINT, 0, U64, "pages", "advisor: lowest pages_to_scan"},
-	{"advisor_max_pages_to_scan", SP_KNOB_UINT, 0, U64, "pages", "advisor: highest pages_to_scan"},
-	{"full_scans", SP_KNOB_COUNTER, 0, 0, "", "full scans completed"},
-	{"pages_scanned", SP_KNOB_COUNTER, 0, 0, "pages", "pages scanned, ever"},
-	{"pages_skipped", SP_KNOB_COUNTER, 0, 0, "pages", "pages smart_scan skipped, ever"},
-	{"pages_shared", SP_KNOB_COUNTER, 0, 0, "pages", "KSM pages in use"},
-	{"pages_sharing", SP_KNOB_COUNTER, 0, 0, "pages", "pages mapped to a KSM page (saved)"},
-	{"pages_unshared", SP_KNOB_COUNTER, 0, 0, "pages", "unique pages checked repeatedly"},
-	{"pages_volatile", SP_KNOB_COUNTER, 0, 0, "pages", "pages changing too fast to merge"},
-	{"ksm_zero_pages", SP_KNOB_COUNTER, 0, 0, "pages", "empty pages mapped to the zero page"},
-	{"stable_node_chains", SP_KNOB_COUNTER, 0, 0, "", "KSM pages that hit max_page_sharing"},
-	{"stable_node_dups", SP_KNOB_COUNTER, 0, 0, "", "KSM pages in those chains"},
-	{"general_profit", SP_KNOB_COUNTER, 0, 0, "bytes", "bytes saved minus rmap item cost"},
-};
-
 int sp_knob_index(const char *name)
 {
-	for (int i = 0; i < SP_KSM_NKNOBS; i++)
-		if (!strcmp(sp_knobs[i].name, name))
-			return i;
-	return -1;
+	const struct sp_knob *k = sp_knob_find(name);
+
+	return k && (k->flags & SP_KF_KERNEL) ? (int)(k - sp_knob_table) : -1;
 }
 
 char *sp_ksm_dir(const char *sysfs, char *buf, size_t len)
@@ -119,17 +87,19 @@ static int parse_mode(const char *text, long long *out, const char **why)
 
 /* The value of a file as the kernel writes it: "%lu" (or "%ld" for
  * general_profit), within the knob's range; advisor_mode "[none] scan-time".
+ * An unsigned long knob above LLONG_MAX (advisor_target_scan_time can be
+ * 2^64 - 1) is saturated at LLONG_MAX in *out; its text stays exact.
  * 0, or -EINVAL with *why set. */
 static int parse_value(int idx, const char *text, long long *out, const char **why)
 {
-	const struct sp_knob *kn = &sp_knobs[idx];
+	const struct sp_knob *kn = &sp_knob_table[idx];
 	const char *p = text;
 	char *end;
 	long long v;
 
-	if (kn->kind == SP_KNOB_MODE)
+	if (kn->type == SP_KNOB_ENUM)
 		return parse_mode(text, out, why);
-	if (*p == '-' && !strcmp(kn->name, "general_profit"))
+	if (*p == '-' && (kn->flags & SP_KF_SIGNED))
 		p++;
 	if (!isdigit((unsigned char)*p)) {
 		*why = *text ? "not a number" : "empty";
@@ -137,11 +107,20 @@ static int parse_value(int idx, const char *text, long long *out, const char **w
 	}
 	errno = 0;
 	v = strtoll(text, &end, 10);
+	if (errno == ERANGE && *p != '-' && kn->max > LLONG_MAX) {
+		unsigned long long u;
+
+		errno = 0;
+		u = strtoull(text, &end, 10);
+		v = LLONG_MAX;
+		if (!errno && u > kn->max)
+			errno = ERANGE;
+	}
 	if (errno || *end) {
 		*why = errno ? "too large" : "junk after the number";
 		return -EINVAL;
 	}
-	if (kn->kind != SP_KNOB_COUNTER &&
+	if (kn->type != SP_KNOB_COUNTER &&
 	    (v < 0 || (unsigned long long)v < kn->min || (unsigned long long)v > kn->max)) {
 		*why = "out of the kernel's range";
 		return -EINVAL;
@@ -227,86 +206,49 @@ long long sp_ksm_pages_tracked(const struct sp_ksm *k)
 	return sum;
 }
 
-/* kstrtobool: the first character decides; "on"/"of" need the second */
-static int parse_bool(const char *v)
+/* why the kernel would refuse value for kn (err from sp_knob_parse_value) */
+static const char *refusal(const struct sp_knob *kn, const char *value, int err)
 {
-	switch (v[0]) {
-	case 'y':
-	case 'Y':
-	case '1':
-		return 1;
-	case 'n':
-	case 'N':
-	case '0':
-		return 0;
-	case 'o':
-	case 'O':
-		if (v[1] == 'n' || v[1] == 'N')
-			return 1;
-		if (v[1] == 'f' || v[1] == 'F')
-			return 0;
-	}
-	return -1;
-}
+	unsigned long long v;
 
-static int check_uint(const struct sp_knob *kn, const char *v, char *canon, size_t len, const char **why)
-{
-	unsigned long long x;
-	char *end;
-
-	if (!isdigit((unsigned char)v[0])) {
-		*why = "not a non-negative decimal integer";
-		return -EINVAL;
-	}
-	errno = 0;
-	x = strtoull(v, &end, 10);
-	if (*end || errno) {
-		*why = errno ? "too large" : "not a non-negative decimal integer";
-		return -EINVAL;
-	}
-	if (x < kn->min || x > kn->max) {
-		*why = "out of the kernel's range";
-		return -EINVAL;
-	}
-	snprintf(canon, len, "%llu", x);
-	return 0;
+	if (err == -ERANGE)
+		return "too large";
+	if (kn->type == SP_KNOB_BOOL)
+		return "not a boolean (0/1, y/n, on/off)";
+	if (kn->type == SP_KNOB_ENUM)
+		return "not one of the modes";
+	err = sp_parse_ulong(value + (kn->type == SP_KNOB_INT && *value == '-'), &v);
+	if (err == -ERANGE)
+		return "too large";
+	if (err || *value == '-')
+		return err ? "not a decimal integer" : "out of the kernel's range";
+	return v > 4294967295ull && kn->type == SP_KNOB_UINT ? "too large" : "out of the kernel's range";
 }
 
 int sp_knob_check(const char *name, const char *value, char *canon, size_t len, const char **why)
 {
 	int i = sp_knob_index(name);
 	const struct sp_knob *kn;
-	int b;
+	unsigned long long v;
+	int err;
 
 	*why = "";
 	if (i < 0) {
 		*why = "no such KSM knob";
 		return -ENOENT;
 	}
-	kn = &sp_knobs[i];
-	switch (kn->kind) {
-	case SP_KNOB_COUNTER:
+	kn = &sp_knob_table[i];
+	if (kn->type == SP_KNOB_COUNTER) {
 		*why = "a read-only counter";
 		return -EROFS;
-	case SP_KNOB_UINT:
-		return check_uint(kn, value, canon, len, why);
-	case SP_KNOB_BOOL:
-		b = parse_bool(value);
-		if (b < 0) {
-			*why = "not a boolean (0/1, y/n, on/off)";
-			return -EINVAL;
-		}
-		snprintf(canon, len, "%d", b);
-		return 0;
-	case SP_KNOB_MODE:
-		if (strcmp(value, "none") && strcmp(value, "scan-time")) {
-			*why = "must be \"none\" or \"scan-time\"";
-			return -EINVAL;
-		}
-		snprintf(canon, len, "%s", value);
-		return 0;
 	}
-	return -EINVAL;
+	err = sp_knob_parse_value(kn, value, &v);
+	if (err) {
+		*why = refusal(kn, value, err);
+		return err;
+	}
+	sp_knob_format_input(kn, v, canon, len);
+	return 0;
 }
 
 int sp_ksm_write(const char *sysfs, const char *name, const char *canon)

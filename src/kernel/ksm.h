@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ksm.h - the kernel's KSM in /sys/kernel/mm/ksm: one table of its knobs and
- * counters, a snapshot of all of them, and validated writes.
+ * ksm.h - the kernel's KSM in /sys/kernel/mm/ksm: a snapshot of every knob
+ * and counter, and validated writes.
  *
- * The table holds every file Linux 6.18 has, with the kernel's own value
- * ranges (mm/ksm.c, checked on a running kernel): a value this module
- * accepts is one the kernel accepts, apart from state the kernel checks at
- * write time (EBUSY while KSM pages exist, EINVAL for pages_to_scan while
- * the advisor owns it). A knob missing from a kernel is simply absent from
- * the snapshot; files the table does not know are kept as "extras", so a
- * newer kernel's counters are still shown. Every function takes the sysfs
- * root ("/sys" normally), so tests can point it at a fixture tree.
+ * What the files are, their ranges and how the kernel parses a write come
+ * from the one table in core/knobs.h (the entries flagged SP_KF_KERNEL): a
+ * value sp_knob_check accepts is one the kernel accepts, apart from state
+ * the kernel checks at write time (the table's refuse: EBUSY while KSM
+ * pages exist, EINVAL for pages_to_scan while the advisor owns it). A knob
+ * missing from a kernel is simply absent from the snapshot; files the table
+ * does not know are kept as "extras", so a newer kernel's counters are
+ * still shown. Every function takes the sysfs root ("/sys" normally), so
+ * tests can point it at a fixture tree.
  *
- * Values are parsed strictly: a file whose text is not what the kernel
+ * Values read are parsed strictly: a file whose text is not what the kernel
  * writes there (not a number, negative, out of the knob's range, junk after
  * the digits, no mode, not a regular file) is not present; invalid[]
  * names it and why, so callers can flag it instead of showing a 0 or a -1
@@ -23,35 +24,19 @@
 
 #include <stddef.h>
 
-enum sp_knob_kind {
-	SP_KNOB_COUNTER, /* read-only                                  */
-	SP_KNOB_UINT,	 /* decimal in [min, max]                      */
-	SP_KNOB_BOOL,	 /* kstrtobool: 0/1, y/n, on/off; written 0/1   */
-	SP_KNOB_MODE,	 /* advisor_mode: "none" or "scan-time"        */
-};
+#include "core/knobs.h"
 
-struct sp_knob {
-	const char *name;
-	enum sp_knob_kind kind;
-	unsigned long long min, max;
-	const char *unit; /* "pages", "ms", "%", ... or ""           */
-	const char *doc;  /* one line for people                     */
-};
-
-#define SP_KSM_NKNOBS 24
-#define SP_KSM_NEXTRA 16
-
-extern const struct sp_knob sp_knobs[SP_KSM_NKNOBS];
-
-/* index into sp_knobs, or -1 */
+/* index into sp_knob_table of a file of /sys/kernel/mm/ksm, or -1 */
 int sp_knob_index(const char *name);
 
+#define SP_KSM_NEXTRA 16
+
 struct sp_ksm {
-	int present[SP_KSM_NKNOBS];
-	const char *invalid[SP_KSM_NKNOBS]; /* why the file's text was refused, or NULL */
+	int present[SP_KNOB_COUNT];
+	const char *invalid[SP_KNOB_COUNT]; /* why the file's text was refused, or NULL */
 	int ninvalid;
-	long long val[SP_KSM_NKNOBS]; /* advisor_mode: 0 none, 1 scan-time */
-	char text[SP_KSM_NKNOBS][48]; /* as read, newline removed (also when invalid: any bytes) */
+	long long val[SP_KNOB_COUNT]; /* advisor_mode: 0 none, 1 scan-time */
+	char text[SP_KNOB_COUNT][48]; /* as read, newline removed (also when invalid: any bytes) */
 	int nextra;
 	char extra_name[SP_KSM_NEXTRA][64];
 	char extra_text[SP_KSM_NEXTRA][48];
@@ -76,8 +61,9 @@ long long sp_ksm_pages_tracked(const struct sp_ksm *k);
 long long sp_add_sat(long long a, long long b);
 
 /* Checks value for the knob against the kernel's syntax and range and
- * writes the form the kernel is given into canon. 0; -ENOENT unknown
- * name; -EROFS a counter; -EINVAL bad value (why: a sentence). */
+ * writes the form the kernel is given into canon ("+100\n" gives "100",
+ * "on" gives "1"). 0; -ENOENT unknown name; -EROFS a counter; -EINVAL or
+ * -ERANGE, as the kernel would answer, for a bad value (why: a sentence). */
 int sp_knob_check(const char *name, const char *value, char *canon, size_t len, const char **why);
 
 /* Writes a checked value. 0 or -errno from open/write (EINVAL, EBUSY,

@@ -22,14 +22,8 @@ static int fail(int err)
 	return -1;
 }
 
-static int add_cb(void *ctx, uintptr_t start, size_t len)
-{
-	return sp_core_add_range(ctx, start, len / PAGE);
-}
-
 SAMEPAGE_API int samepage_madvise(void *addr, size_t len, int advice)
 {
-	struct sp_engine *e = &sp_engine;
 	uintptr_t start = (uintptr_t)addr, end;
 	size_t alen;
 	int err;
@@ -52,21 +46,9 @@ SAMEPAGE_API int samepage_madvise(void *addr, size_t len, int advice)
 
 	sp_engine_lock();
 	err = sp_engine_core();
-	if (err)
-		goto out;
-	if (advice == SAMEPAGE_MERGEABLE) {
-		err = sp_engine_backend();
-		if (!err)
-			err = sp_local_register(&e->local, start, alen, add_cb, &e->core);
-		if (!err)
-			err = sp_engine_start_scanner();
-		sp_engine_kick();
-	} else if (e->backend_ready) {
-		err = sp_core_remove_range(&e->core, start, alen / PAGE);
-		if (!err)
-			sp_local_unregister(&e->local, start, alen); /* parts never registered: fine */
-	}
-out:
+	if (!err)
+		err = advice == SAMEPAGE_MERGEABLE ? sp_engine_register(start, alen)
+						   : sp_engine_unregister(start, alen);
 	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
@@ -78,32 +60,16 @@ SAMEPAGE_API int samepage_munmap(void *addr, size_t len)
 	return munmap(addr, len);
 }
 
-/* The counters, by name. */
-static int counter_value(const struct samepage_stats *s, const char *name, char *buf, size_t len)
+/* A counter of the knob table, from the stats. */
+static int counter_value(const struct samepage_stats *s, const struct sp_knob *k, char *buf, size_t len)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} counters[] = {
-#define C(n) {#n, offsetof(struct samepage_stats, n)}
-		C(pages_shared),  C(pages_sharing), C(pages_unshared), C(pages_volatile),     C(pages_scanned),
-		C(pages_skipped), C(full_scans),    C(ksm_zero_pages), C(stable_node_chains), C(stable_node_dups),
-#undef C
-	};
+	const char *p = (const char *)s + k->offset;
 	int n;
 
-	if (!strcmp(name, "general_profit"))
-		n = snprintf(buf, len, "%" PRId64, s->general_profit);
-	else {
-		size_t i;
-
-		for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
-			if (!strcmp(counters[i].name, name))
-				break;
-		if (i == sizeof(counters) / sizeof(counters[0]))
-			return -ENOENT;
-		n = snprintf(buf, len, "%" PRIu64, *(const uint64_t *)((const char *)s + counters[i].off));
-	}
+	if (k->flags & SP_KF_SIGNED)
+		n = snprintf(buf, len, "%" PRId64, *(const int64_t *)p);
+	else
+		n = snprintf(buf, len, "%" PRIu64, *(const uint64_t *)p);
 	return n < 0 || (size_t)n >= len ? -ERANGE : 0;
 }
 
@@ -112,9 +78,7 @@ static void fill_stats(struct samepage_stats *out)
 	struct sp_engine *e = &sp_engine;
 
 	sp_core_stats(&e->core, out);
-	/* the helpers' CPU counts too, including helpers stopped since */
-	out->scan_cpu_ns = e->scan_cpu_ns + e->helpers_cpu_ns +
-			   (e->pool_threads ? __atomic_load_n(&e->pool.cpu_ns, __ATOMIC_RELAXED) : 0);
+	out->scan_cpu_ns = sp_engine_scan_cpu_ns();
 }
 
 SAMEPAGE_API int samepage_get(const char *name, char *buf, size_t len)
@@ -131,54 +95,57 @@ SAMEPAGE_API int samepage_get(const char *name, char *buf, size_t len)
 	if (err)
 		goto out;
 	k = sp_knob_find(name);
-	if (k) {
+	if (!k || !(k->flags & SP_KF_ENGINE)) {
+		err = -ENOENT;
+	} else if (k->type != SP_KNOB_COUNTER) {
 		n = sp_knob_format(k, *sp_knob_ptr(&e->core.knobs, k), buf, len);
 		err = n < 0 || (size_t)n >= len ? -ERANGE : 0;
 	} else {
 		fill_stats(&s);
-		err = counter_value(&s, name, buf, len);
+		err = counter_value(&s, k, buf, len);
 	}
 out:
 	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
 
+/* Refusals are the table's (sp_knob_refused); what a write does besides
+ * storing the value is keyed by the table's effect. */
 static int set_locked(struct sp_engine *e, const struct sp_knob *k, uint32_t v)
 {
 	struct sp_core *c = &e->core;
 	uint32_t *p = sp_knob_ptr(&c->knobs, k);
-	int err;
+	struct sp_knob_state st = {
+		.shared = c->stable.pages != 0,
+		.advisor = c->knobs.advisor_mode != SP_ADVISOR_NONE,
+	};
+	int err = sp_knob_refused(k, &st, *p != v);
 
-	if (!strcmp(k->name, "pages_to_scan") && c->knobs.advisor_mode != SP_ADVISOR_NONE)
-		return -EINVAL; /* as the kernel: the advisor owns it */
-	if (!strcmp(k->name, "advisor_mode")) {
-		/* as the kernel: switching (even to the same mode) resets */
+	if (err || *p == v)
+		return err;
+	switch (k->effect) {
+	case SP_EFFECT_ADVISOR_RESET:
 		*p = v;
 		sp_core_advisor_reset(c);
 		return 0;
-	}
-	if (*p == v)
-		return 0;
-	if (!strcmp(k->name, "scan_threads")) {
+	case SP_EFFECT_THREADS:
 		err = sp_engine_threads(v);
 		if (!err)
 			*p = v;
 		return err;
-	}
-	if (!strcmp(k->name, "sched_idle")) {
+	case SP_EFFECT_RESTART_HELPERS:
 		*p = v; /* the scanner applies it; helpers are restarted with it */
 		return c->knobs.scan_threads > 1 ? sp_engine_threads(c->knobs.scan_threads) : 0;
-	}
-	if ((!strcmp(k->name, "max_page_sharing") || !strcmp(k->name, "merge_across_nodes")) && c->stable.pages)
-		return -EBUSY; /* as the kernel: only with no shared pages */
-	if (!strcmp(k->name, "run") && v == 2) {
-		*p = 2;
+	case SP_EFFECT_UNMERGE:
+		*p = v;
+		if (v != 2)
+			return 0;
 		err = sp_core_unmerge_all(c);
-		if (err) {
+		if (err)
 			*p = 0; /* as the kernel: a failed unmerge stops */
-			return err;
-		}
-		return 0;
+		return err;
+	case SP_EFFECT_NONE:
+		break;
 	}
 	*p = v;
 	return 0;
@@ -188,19 +155,15 @@ SAMEPAGE_API int samepage_set(const char *name, const char *value)
 {
 	struct sp_engine *e = &sp_engine;
 	const struct sp_knob *k;
-	struct samepage_stats s;
-	char tmp[32];
 	uint32_t v;
 	int err;
 
 	if (!name || !value)
 		return fail(EINVAL);
 	k = sp_knob_find(name);
-	if (!k) {
-		memset(&s, 0, sizeof(s));
-		/* a counter exists but cannot be written, as a 0444 sysfs file */
-		return fail(counter_value(&s, name, tmp, sizeof(tmp)) == -ENOENT ? ENOENT : EACCES);
-	}
+	if (!k || !(k->flags & SP_KF_ENGINE))
+		return fail(ENOENT);
+	/* a counter exists but cannot be written, as a 0444 sysfs file (EACCES) */
 	err = sp_knob_parse(k, value, &v);
 	if (err)
 		return fail(err);
@@ -229,11 +192,9 @@ SAMEPAGE_API int samepage_stats(struct samepage_stats *out)
 
 SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_region_stats *out)
 {
-	struct sp_engine *e = &sp_engine;
-	int err;
-
 	uintptr_t start = (uintptr_t)addr;
 	size_t alen = (len + PAGE - 1) & ~(PAGE - 1);
+	int err;
 
 	/* as madvise: a length that wraps past the end of the address space */
 	if (!out || (start & (PAGE - 1)) || (len && !alen) || start + alen < start)
@@ -241,7 +202,7 @@ SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_r
 	sp_engine_lock();
 	err = sp_engine_core();
 	if (!err)
-		sp_core_range_stats(&e->core, start, alen / PAGE, out);
+		sp_engine_region_stats(start, alen, out);
 	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }

@@ -28,6 +28,7 @@
 
 #include "lib/engine.h"
 #include "samepage.h"
+#include "util/clock.h"
 
 struct sp_engine sp_engine = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -109,16 +110,18 @@ void sp_engine_init(void)
 	pthread_once(&once, init_once);
 }
 
-static uint64_t mono_ns(void);
-
 static void anon_cb(void *ctx, uintptr_t addr, size_t n)
 {
-	sp_core_pages_anon(ctx, addr, n);
+	struct sp_engine *e = ctx;
+
+	sp_core_pages_anon(&e->core, e->space, addr, n);
 }
 
 static void filemap_cb(void *ctx, uintptr_t addr, size_t n, int (*fn)(void *, uintptr_t, size_t, uint8_t *), void *fctx)
 {
-	sp_core_filemap_runs(ctx, addr, n, fn, fctx);
+	struct sp_engine *e = ctx;
+
+	sp_core_filemap_runs(&e->core, e->space, addr, n, fn, fctx);
 }
 
 /* The bookkeeping the event thread left (MADV_DONTNEED on merged pages,
@@ -128,7 +131,7 @@ static uint64_t process_events(struct sp_engine *e)
 {
 	if (!e->backend_ready || !e->core_ready || !sp_local_events_pending(&e->local))
 		return 0;
-	return sp_local_events_process(&e->local, mono_ns(), anon_cb, filemap_cb, &e->core);
+	return sp_local_events_process(&e->local, sp_mono_ns(), anon_cb, filemap_cb, e);
 }
 
 void sp_engine_lock(void)
@@ -151,9 +154,10 @@ int sp_engine_core(void)
 	sp_engine_init();
 	if (e->core_ready)
 		return 0;
-	/* the backend's operations are wired now, opened on first register */
-	memset(&e->local, 0, sizeof(e->local));
-	if (sp_core_init(&e->core, &e->local.be))
+	/* the local backend's operations are wired now (the core needs its
+	 * host from the start), its files are opened on first register */
+	sp_local_prepare(&e->local);
+	if (sp_core_init(&e->core, &e->local.host))
 		return -ENOMEM;
 	knobs_from_env(&e->core.knobs);
 	e->core_ready = 1;
@@ -179,32 +183,22 @@ int sp_engine_backend(void)
 		fprintf(stderr, "samepage: %s\n", e->why);
 		return err;
 	}
-	e->core.be = &e->local.be;
+	err = sp_core_add_space(&e->core, &e->local.mem);
+	if (err < 0) {
+		sp_local_destroy(&e->local);
+		sp_local_prepare(&e->local);
+		return err;
+	}
+	e->space = (uint32_t)err;
 	e->core.knobs = kn;
 	e->backend_ready = 1;
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void sleep_ms(struct sp_engine *e, uint32_t ms)
 {
 	struct timespec ts;
-	uint64_t t = mono_ns() + (uint64_t)ms * 1000000ull;
+	uint64_t t = sp_mono_ns() + (uint64_t)ms * 1000000ull;
 
 	ts.tv_sec = (time_t)(t / 1000000000ull);
 	ts.tv_nsec = (long)(t % 1000000000ull);
@@ -218,13 +212,13 @@ static void recount_unlocked(struct sp_engine *e)
 	struct sp_budget *bg = &e->local.budget;
 	long added, n;
 
-	if (!sp_budget_due(bg, mono_ns()))
+	if (!sp_budget_due(bg, sp_mono_ns()))
 		return;
 	added = bg->added;
 	pthread_mutex_unlock(&e->lock);
 	n = sp_count_mappings();
 	pthread_mutex_lock(&e->lock);
-	sp_budget_set(bg, n, added, mono_ns());
+	sp_budget_set(bg, n, added, sp_mono_ns());
 }
 
 /* The scanner's scheduling: nice 5 like ksmd, or SCHED_IDLE (sched_idle=1),
@@ -288,9 +282,10 @@ static void *scanner(void *arg)
 		if (!left)
 			left = c->knobs.pages_to_scan ? c->knobs.pages_to_scan : 1;
 		scans = c->cnt.full_scans;
-		cpu0 = thread_cpu_ns();
-		got = sp_core_scan(c, left, mono_ns() + (uint64_t)c->knobs.batch_usecs * 1000ull);
-		e->scan_cpu_ns += thread_cpu_ns() - cpu0;
+		cpu0 = sp_thread_cpu_ns();
+		/* the deadline on the core's own clock, the one it checks */
+		got = sp_core_scan(c, left, sp_core_now(c) + (uint64_t)c->knobs.batch_usecs * 1000ull);
+		e->scan_cpu_ns += sp_thread_cpu_ns() - cpu0;
 		left = got >= left ? 0 : left - got;
 		if (c->cnt.full_scans != scans) {
 			publish_scans(e);
@@ -357,4 +352,57 @@ int sp_engine_threads(uint32_t n)
 void sp_engine_kick(void)
 {
 	pthread_cond_broadcast(&sp_engine.wake);
+}
+
+static int add_range(void *ctx, uintptr_t start, size_t len)
+{
+	struct sp_engine *e = ctx;
+
+	return sp_core_add_range(&e->core, e->space, start, len / SP_PAGE_SIZE);
+}
+
+int sp_engine_register(uintptr_t start, size_t len)
+{
+	struct sp_engine *e = &sp_engine;
+	int err = sp_engine_backend();
+
+	if (!err)
+		err = sp_local_register(&e->local, start, len, add_range, e);
+	if (!err)
+		err = sp_engine_start_scanner();
+	sp_engine_kick();
+	return err;
+}
+
+int sp_engine_unregister(uintptr_t start, size_t len)
+{
+	struct sp_engine *e = &sp_engine;
+	int err;
+
+	if (!e->backend_ready)
+		return 0; /* nothing was ever registered */
+	err = sp_core_remove_range(&e->core, e->space, start, len / SP_PAGE_SIZE);
+	if (!err)
+		sp_local_unregister(&e->local, start, len); /* parts never registered: fine */
+	return err;
+}
+
+void sp_engine_region_stats(uintptr_t start, size_t len, struct samepage_region_stats *out)
+{
+	struct sp_engine *e = &sp_engine;
+
+	if (!e->backend_ready) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	sp_core_range_stats(&e->core, e->space, start, len / SP_PAGE_SIZE, out);
+}
+
+uint64_t sp_engine_scan_cpu_ns(void)
+{
+	struct sp_engine *e = &sp_engine;
+
+	/* the helpers' CPU counts too, including helpers stopped since */
+	return e->scan_cpu_ns + e->helpers_cpu_ns +
+	       (e->pool_threads ? __atomic_load_n(&e->pool.cpu_ns, __ATOMIC_RELAXED) : 0);
 }

@@ -28,6 +28,7 @@ struct sp_engine {
 	char why[512];
 	struct sp_local local;
 	struct sp_core core;
+	uint32_t space; /* this process in the core (sp_core_add_space) */
 	uint64_t scan_cpu_ns;
 	struct sp_pool pool;
 	int pool_threads;	 /* helpers running (scan_threads - 1 when started) */
@@ -50,5 +51,12 @@ int sp_engine_start_scanner(void);
 void sp_engine_kick(void); /* knobs changed: wake the scanner */
 /* scan_threads changed: starts or stops helpers. 0 or -errno. */
 int sp_engine_threads(uint32_t n);
+/* samepage_madvise's two directions, on a page-aligned range: 0 or -errno. */
+int sp_engine_register(uintptr_t start, size_t len);
+int sp_engine_unregister(uintptr_t start, size_t len);
+struct samepage_region_stats;
+void sp_engine_region_stats(uintptr_t start, size_t len, struct samepage_region_stats *out);
+/* CPU time of the scanner and its helpers, nanoseconds. */
+uint64_t sp_engine_scan_cpu_ns(void);
 
 #endif /* SP_ENGINE_H */

@@ -22,8 +22,8 @@
 #include "util/clock.h"
 
 /* Claims and runs chunks of generation gen until there are none left. */
-static void work(struct sp_pool *p, uint32_t gen, struct sp_core *c, uintptr_t addr, uint32_t n, uint32_t nchunks,
-		 uint8_t *need)
+static void work(struct sp_pool *p, uint32_t gen, struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t n,
+		 uint32_t nchunks, uint8_t *need)
 {
 	for (;;) {
 		uint64_t t = __atomic_load_n(&p->ticket, __ATOMIC_ACQUIRE);
@@ -33,7 +33,7 @@ static void work(struct sp_pool *p, uint32_t gen, struct sp_core *c, uintptr_t a
 			return;
 		if (!__atomic_compare_exchange_n(&p->ticket, &t, t + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			continue;
-		sp_core_read_hash(c, addr, k * SP_PAR_CHUNK, (k + 1) * SP_PAR_CHUNK < n ? (k + 1) * SP_PAR_CHUNK : n,
+		sp_core_read_hash(c, m, addr, k * SP_PAR_CHUNK, (k + 1) * SP_PAR_CHUNK < n ? (k + 1) * SP_PAR_CHUNK : n,
 				  need);
 		__atomic_add_fetch(&p->done, 1, __ATOMIC_RELEASE);
 	}
@@ -54,6 +54,7 @@ static void *helper(void *arg)
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct sp_core *c;
+		struct sp_mem *m;
 		uintptr_t addr;
 		uint32_t gen, n, nchunks;
 		uint8_t *need;
@@ -65,13 +66,14 @@ static void *helper(void *arg)
 			break;
 		seen = gen = p->gen;
 		c = p->c;
+		m = p->m;
 		addr = p->addr;
 		n = p->n;
 		nchunks = p->nchunks;
 		need = p->need;
 		pthread_mutex_unlock(&p->lock);
 		cpu = sp_thread_cpu_ns();
-		work(p, gen, c, addr, n, nchunks, need);
+		work(p, gen, c, m, addr, n, nchunks, need);
 		__atomic_add_fetch(&p->cpu_ns, sp_thread_cpu_ns() - cpu, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&p->lock);
 	}
@@ -113,7 +115,7 @@ void sp_pool_stop(struct sp_pool *p)
 	p->nthreads = 0;
 }
 
-void sp_pool_read_hash(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need)
+void sp_pool_read_hash(void *ctx, struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t n, uint8_t *need)
 {
 	struct sp_pool *p = ctx;
 	uint32_t nchunks = (n + SP_PAR_CHUNK - 1) / SP_PAR_CHUNK, gen;
@@ -121,6 +123,7 @@ void sp_pool_read_hash(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n,
 	pthread_mutex_lock(&p->lock);
 	gen = ++p->gen;
 	p->c = c;
+	p->m = m;
 	p->addr = addr;
 	p->n = n;
 	p->nchunks = nchunks;
@@ -130,7 +133,7 @@ void sp_pool_read_hash(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n,
 	pthread_cond_broadcast(&p->go);
 	pthread_mutex_unlock(&p->lock);
 
-	work(p, gen, c, addr, n, nchunks, need);
+	work(p, gen, c, m, addr, n, nchunks, need);
 	while (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < nchunks)
 		sched_yield();
 }

@@ -23,6 +23,7 @@ struct sp_pool {
 	uint32_t gen;
 	/* the job of generation gen */
 	struct sp_core *c;
+	struct sp_mem *m;
 	uintptr_t addr;
 	uint32_t n, nchunks;
 	uint8_t *need;
@@ -35,6 +36,6 @@ struct sp_pool {
 int sp_pool_start(struct sp_pool *p, int nthreads, int sched_idle);
 void sp_pool_stop(struct sp_pool *p);
 /* The core's `parallel` hook: ctx is the pool. */
-void sp_pool_read_hash(void *ctx, struct sp_core *c, uintptr_t addr, uint32_t n, uint8_t *need);
+void sp_pool_read_hash(void *ctx, struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t n, uint8_t *need);
 
 #endif

@@ -58,6 +58,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@
 #include <unistd.h>
 
 #include "mem/local.h"
+#include "util/clock.h"
 
 #define PAGE		    4096ul
 #define STORE_RESERVE_PAGES (1ull << 28) /* 1 TiB of address space */
@@ -77,9 +79,14 @@
  * its dropped pages read zeros, until its MADV_DONTNEED has surely zapped. */
 #define RETIRE_NS (1000ull * 1000000ull)
 
-static struct sp_local *L(struct sp_backend *b)
+static struct sp_local *L(struct sp_mem *m)
 {
-	return (struct sp_local *)b;
+	return (struct sp_local *)((char *)m - offsetof(struct sp_local, mem));
+}
+
+static struct sp_local *LH(struct sp_host *h)
+{
+	return (struct sp_local *)((char *)h - offsetof(struct sp_local, host));
 }
 
 /* The PROCMAP_QUERY ioctl of /proc/PID/maps (Linux 6.11, uapi linux/fs.h),
@@ -110,28 +117,17 @@ static int vma_query(int *fd, uintptr_t addr, int *prot, uintptr_t *end)
 
 static int vma_at(struct sp_local *l, uintptr_t addr, int *prot, uintptr_t *end)
 {
-	char line[512];
-	FILE *f;
+	struct sp_maps_line v;
 	int err = vma_query(&l->maps_fd, addr, prot, end);
 
 	if (err != -ENOTTY)
 		return err;
-	f = fopen("/proc/self/maps", "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long s, e;
-		char p[8];
-
-		if (sscanf(line, "%llx-%llx %7s", &s, &e, p) != 3 || addr < s || addr >= e)
-			continue;
-		*prot = (p[0] == 'r' ? PROT_READ : 0) | (p[1] == 'w' ? PROT_WRITE : 0) | (p[2] == 'x' ? PROT_EXEC : 0);
-		*end = (uintptr_t)e;
-		fclose(f);
-		return 0;
+	err = sp_maps_find(addr, &v);
+	if (!err) {
+		*prot = v.prot;
+		*end = v.end;
 	}
-	fclose(f);
-	return -ENOMEM;
+	return err;
 }
 
 /* Bytes from addr (up to len) mapped with one protection, which goes to
@@ -139,8 +135,8 @@ static int vma_at(struct sp_local *l, uintptr_t addr, int *prot, uintptr_t *end)
  * remap or restore must keep what it chose. 0 or -errno. */
 static int same_prot(struct sp_local *l, uintptr_t addr, size_t len, int *prot, size_t *span)
 {
-	uintptr_t a = addr, end;
-	int p, err;
+	uintptr_t a = addr, end = 0;
+	int p = 0, err;
 
 	err = vma_at(l, a, prot, &end);
 	while (!err && end < addr + len) {
@@ -161,7 +157,7 @@ static int same_prot(struct sp_local *l, uintptr_t addr, size_t len, int *prot, 
  * pinning overhead than they give back. */
 #define READ_CHUNK 64
 
-static long local_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf)
+static long local_read(struct sp_mem *b, uintptr_t addr, size_t n, void *buf)
 {
 	size_t done = 0;
 
@@ -180,7 +176,7 @@ static long local_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf
 	return (long)done;
 }
 
-static long local_read2(struct sp_backend *b, uintptr_t a1, void *buf1, uintptr_t a2, void *buf2, size_t n, long *got2)
+static long local_read2(struct sp_mem *b, uintptr_t a1, void *buf1, uintptr_t a2, void *buf2, size_t n, long *got2)
 {
 	struct iovec mine[2] = {{.iov_base = buf1, .iov_len = n * PAGE}, {.iov_base = buf2, .iov_len = n * PAGE}};
 	struct iovec theirs[2] = {{.iov_base = (void *)a1, .iov_len = n * PAGE},
@@ -199,17 +195,17 @@ static long local_read2(struct sp_backend *b, uintptr_t a1, void *buf1, uintptr_
 	return got > (ssize_t)n ? (long)n : (long)got;
 }
 
-static int local_query(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t *flags)
+static int local_query(struct sp_mem *b, uintptr_t addr, size_t n, uint8_t *flags)
 {
 	return sp_pagemap_query(&L(b)->pm, addr, n, flags);
 }
 
-static int local_freeze(struct sp_backend *b, uintptr_t addr, size_t n)
+static int local_freeze(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	return sp_uffd_protect(&L(b)->uffd, addr, n * PAGE, 1);
 }
 
-static int local_thaw(struct sp_backend *b, uintptr_t addr, size_t n)
+static int local_thaw(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	return sp_uffd_protect(&L(b)->uffd, addr, n * PAGE, 0);
 }
@@ -253,7 +249,7 @@ static int removed_overlap(const struct sp_local *l, uintptr_t lo, uintptr_t hi,
 static void record_removed(struct sp_local *l, uintptr_t start, uintptr_t end)
 {
 	struct sp_events *ev = &l->ev;
-	uint64_t now = l->be.ops->now_ns(&l->be);
+	uint64_t now = sp_mono_ns();
 	struct sp_removed *r;
 
 	ev->seq++;
@@ -483,7 +479,7 @@ uint64_t sp_local_events_process(struct sp_local *l, uint64_t now_ns, void (*ano
 	return next;
 }
 
-static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t pg, int joins)
+static int local_remap(struct sp_mem *b, uintptr_t addr, size_t n, uint64_t pg, int joins)
 {
 	struct sp_local *l = L(b);
 	size_t span;
@@ -531,7 +527,7 @@ static int local_remap(struct sp_backend *b, uintptr_t addr, size_t n, uint64_t 
 /* Writers that blocked on a frozen page left a message: read now (nothing
  * is frozen any more) or already by the event thread. One read(2) that
  * usually finds nothing, instead of one UFFDIO_WAKE per remapped run. */
-static void local_wake_blocked(struct sp_backend *b)
+static void local_wake_blocked(struct sp_mem *b)
 {
 	struct sp_local *l = L(b);
 
@@ -551,7 +547,7 @@ static void local_wake_blocked(struct sp_backend *b)
  * 1000 merged pages, zero workload 7.9 with this, 261 with MADV_DONTNEED
  * (ksmd 64-74); mix 12.9 and 183 (ksmd 76). Writers blocked on the frozen
  * pages are woken and write into the new mapping. */
-static int local_zap(struct sp_backend *b, uintptr_t addr, size_t n)
+static int local_zap(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	struct sp_local *l = L(b);
 	size_t span;
@@ -601,7 +597,7 @@ static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n, int prot)
 		pthread_mutex_unlock(&l->ev.lock);
 		/* process_vm_readv, not memcpy: memory made unreadable against
 		 * the contract gives an error, not a SIGSEGV in the application */
-		if (local_read(&l->be, addr, n, scratch) != (long)n) {
+		if (local_read(&l->mem, addr, n, scratch) != (long)n) {
 			sp_uffd_protect(&l->uffd, addr, len, 0);
 			munmap(scratch, len);
 			return -EFAULT;
@@ -634,7 +630,7 @@ static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n, int prot)
 	return 0;
 }
 
-static int local_restore(struct sp_backend *b, uintptr_t addr, size_t n)
+static int local_restore(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	while (n) {
 		size_t k = n < RESTORE_CHUNK ? n : RESTORE_CHUNK, span;
@@ -658,7 +654,7 @@ static int local_restore(struct sp_backend *b, uintptr_t addr, size_t n)
  * later. Unlike MADV_POPULATE_WRITE this works on read-only memory and
  * leaves no store mapping behind (a later MADV_DONTNEED there would bring
  * the store page back). */
-static int local_unmerge(struct sp_backend *b, uintptr_t addr, size_t n)
+static int local_unmerge(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	int err = local_restore(b, addr, n);
 
@@ -667,9 +663,9 @@ static int local_unmerge(struct sp_backend *b, uintptr_t addr, size_t n)
 	return err;
 }
 
-static int local_store_alloc(struct sp_backend *b, size_t n, int nid, uint64_t *pg)
+static int local_store_alloc(struct sp_host *h, size_t n, int nid, uint64_t *pg)
 {
-	struct sp_local *l = L(b);
+	struct sp_local *l = LH(h);
 	int err = sp_store_alloc(&l->store, n, pg);
 
 	if (!err && nid >= 0)
@@ -677,53 +673,42 @@ static int local_store_alloc(struct sp_backend *b, size_t n, int nid, uint64_t *
 	return err;
 }
 
-static int local_node(struct sp_backend *b, uintptr_t addr, size_t n, int *nodes)
+static int local_node(struct sp_mem *b, uintptr_t addr, size_t n, int *nodes)
 {
 	(void)b;
 	return sp_numa_nodes(addr, n, nodes);
 }
 
-static void *local_store_page(struct sp_backend *b, uint64_t pg)
+static void *local_store_page(struct sp_host *h, uint64_t pg)
 {
-	return L(b)->store.view + pg * PAGE;
+	return LH(h)->store.view + pg * PAGE;
 }
 
-static void local_store_free(struct sp_backend *b, uint64_t pg)
+static void local_store_free(struct sp_host *h, uint64_t pg)
 {
-	sp_store_free(&L(b)->store, pg);
+	sp_store_free(&LH(h)->store, pg);
 }
 
-static uint64_t local_now_ns(struct sp_backend *b)
+static uint64_t local_now_ns(struct sp_host *h)
 {
-	struct timespec ts;
-
-	(void)b;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	(void)h;
+	return sp_mono_ns();
 }
 
-static uint64_t local_cpu_ns(struct sp_backend *b)
+static uint64_t local_cpu_ns(struct sp_host *h)
 {
-	struct timespec ts;
-
-	(void)b;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	(void)h;
+	return sp_thread_cpu_ns();
 }
 
-static long local_map_budget(struct sp_backend *b)
+static long local_map_budget(struct sp_mem *b)
 {
 	/* no recount here: it reads /proc/self/maps, and this runs under the
 	 * engine lock; the engine recounts outside it (recount_wanted) */
 	return sp_budget_left(&L(b)->budget);
 }
 
-static void local_map_recount(struct sp_backend *b)
-{
-	(void)b; /* the engine recounts outside its lock (engine.c) */
-}
-
-static const struct sp_backend_ops local_ops = {
+static const struct sp_mem_ops local_mem_ops = {
 	.read = local_read,
 	.read2 = local_read2,
 	.query = local_query,
@@ -734,27 +719,36 @@ static const struct sp_backend_ops local_ops = {
 	.zap = local_zap,
 	.unmerge = local_unmerge,
 	.restore = local_restore,
+	.map_budget = local_map_budget,
+	.node = local_node,
+};
+
+static const struct sp_host_ops local_host_ops = {
 	.store_alloc = local_store_alloc,
 	.store_page = local_store_page,
 	.store_free = local_store_free,
-	.map_budget = local_map_budget,
-	.map_recount = local_map_recount,
-	.node = local_node,
 	.now_ns = local_now_ns,
 	.cpu_ns = local_cpu_ns,
 };
+
+void sp_local_prepare(struct sp_local *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->mem.ops = &local_mem_ops;
+	l->host.ops = &local_host_ops;
+	l->store.fd = -1;
+	l->pm.fd = -1;
+	l->uffd.fd = -1;
+	l->maps_fd = -1;
+	l->ev.maps_fd = -1;
+}
 
 int sp_local_init(struct sp_local *l, char *why, size_t whylen)
 {
 	int err;
 
-	memset(l, 0, sizeof(*l));
-	l->be.ops = &local_ops;
+	sp_local_prepare(l);
 	l->pid = getpid();
-	l->store.fd = -1;
-	l->pm.fd = -1;
-	l->maps_fd = -1;
-	l->ev.maps_fd = -1;
 	pthread_mutex_init(&l->ev.lock, NULL);
 	err = sp_uffd_open(&l->uffd, why, whylen);
 	if (err)
@@ -799,49 +793,22 @@ void sp_local_destroy(struct sp_local *l)
 	l->ev.nremoved = l->ev.nconverted = l->ev.nblocked = 0;
 }
 
-/* One line of /proc/self/maps: does it cover addr, and what is it? */
-struct vma {
-	uintptr_t start, end;
-	int anon_private_rw; /* private, rw, no file */
-	int store;	     /* a mapping of our own store */
-};
-
-static int parse_maps_line(const char *line, struct vma *v, unsigned long store_ino)
-{
-	char perms[8];
-	unsigned long long s, e, off, ino;
-	unsigned maj, mnr;
-	int n = 0;
-
-	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &s, &e, perms, &off, &maj, &mnr, &ino, &n) < 7)
-		return -1;
-	v->start = (uintptr_t)s;
-	v->end = (uintptr_t)e;
-	v->store = ino == store_ino && ino != 0;
-	v->anon_private_rw = ino == 0 && perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p';
-	return 0;
-}
-
 int sp_local_register(struct sp_local *l, uintptr_t addr, size_t len,
 		      int (*add)(void *ctx, uintptr_t start, size_t len), void *ctx)
 {
 	uintptr_t end = addr + len, covered = addr;
-	unsigned long store_ino = 0;
-	struct stat st;
 	char line[512];
 	FILE *f;
 	int err = 0;
 
-	if (!fstat(l->store.fd, &st))
-		store_ino = st.st_ino;
 	f = fopen("/proc/self/maps", "re");
 	if (!f)
 		return -errno;
 	while (covered < end && fgets(line, sizeof(line), f)) {
-		struct vma v;
+		struct sp_maps_line v;
 		uintptr_t lo, hi;
 
-		if (parse_maps_line(line, &v, store_ino) || v.end <= covered)
+		if (sp_maps_parse(line, &v) || v.end <= covered)
 			continue;
 		if (v.start > covered) {
 			err = -ENOMEM; /* a hole */
@@ -849,7 +816,7 @@ int sp_local_register(struct sp_local *l, uintptr_t addr, size_t len,
 		}
 		lo = covered;
 		hi = v.end < end ? v.end : end;
-		if (v.anon_private_rw) {
+		if (!v.inode && v.private && (v.prot & (PROT_READ | PROT_WRITE)) == (PROT_READ | PROT_WRITE)) {
 			err = sp_uffd_register(&l->uffd, lo, hi - lo);
 			if (!err)
 				err = add(ctx, lo, hi - lo);

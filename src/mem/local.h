@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mem/backend.h"
+#include "core/memory.h"
 
 struct sp_store {
 	int fd;
@@ -82,6 +82,18 @@ void sp_budget_set(struct sp_budget *bg, long counted, long added_before, uint64
 /* mappings in /proc/self/maps, or -errno */
 long sp_count_mappings(void);
 
+/* maps.c: one line of /proc/self/maps */
+struct sp_maps_line {
+	uintptr_t start, end;
+	int prot;		  /* PROT_* */
+	int private;		  /* 'p' */
+	unsigned long long inode; /* 0: anonymous */
+};
+/* 0, or -1 when the line is not a mapping line */
+int sp_maps_parse(const char *line, struct sp_maps_line *v);
+/* The mapping covering addr: 0, -ENOMEM none, or -errno */
+int sp_maps_find(uintptr_t addr, struct sp_maps_line *v);
+
 /* numa.c: the node of each page (-1 not present or unknown), and a
  * preference for where the pages of a range get allocated. */
 int sp_numa_nodes(uintptr_t addr, size_t n, int *nodes);
@@ -113,7 +125,8 @@ struct sp_events {
 };
 
 struct sp_local {
-	struct sp_backend be;
+	struct sp_mem mem;   /* this process's memory                 */
+	struct sp_host host; /* the store (a memfd) and the clocks    */
 	struct sp_events ev;
 	struct sp_store store;
 	struct sp_uffd uffd;
@@ -123,6 +136,9 @@ struct sp_local {
 	int maps_fd; /* /proc/self/maps, for protections (PROCMAP_QUERY) */
 };
 
+/* Wires the operations with nothing opened yet (every fd -1): the engine's
+ * core holds them from its start; sp_local_init opens them. */
+void sp_local_prepare(struct sp_local *l);
 /* Sets up the store, userfaultfd, pagemap and the event thread, which runs
  * until the process ends (or forks: the child has none). On failure returns
  * -errno and explains in why. */

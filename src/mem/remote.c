@@ -51,11 +51,6 @@ struct pm_scan_arg {
 #define PM_PFN	   ((1ull << 55) - 1)
 #define SCAN_CHUNK 512 /* fallback: pagemap entries read at once */
 
-static struct sp_remote *R(struct sp_backend *b)
-{
-	return (struct sp_remote *)b;
-}
-
 static long scan_ioctl(struct sp_remote *r, uintptr_t *pos, uintptr_t end, struct sp_range *out, size_t max,
 		       uint64_t max_pages)
 {
@@ -290,68 +285,6 @@ int sp_remote_nodes(struct sp_remote *r, const struct sp_range *rg, size_t nr, i
 	return 0;
 }
 
-/* --- the backend operations a read-only backend has ------------------------ */
-
-static long remote_read(struct sp_backend *b, uintptr_t addr, size_t n, void *buf)
-{
-	struct sp_range rg = {addr, n, 0};
-	uint8_t *ok = malloc(n ? n : 1);
-	long got;
-	size_t i = 0;
-
-	if (!ok)
-		return -ENOMEM;
-	got = sp_remote_read(R(b), &rg, 1, buf, ok);
-	if (got >= 0) /* the backend contract: a count up to the first failure */
-		while (i < n && ok[i])
-			i++;
-	free(ok);
-	return got < 0 ? got : (long)i;
-}
-
-static int remote_query(struct sp_backend *b, uintptr_t addr, size_t n, uint8_t *flags)
-{
-	struct sp_remote *r = R(b);
-	uint64_t e;
-
-	for (size_t i = 0; i < n; i++) {
-		if (pread(r->pm_fd, &e, 8, (off_t)(((addr >> SP_PAGE_SHIFT) + i) * 8)) != 8)
-			return -errno ? -errno : -EIO;
-		flags[i] = ((e & PM_PRESENT) ? SP_PG_PRESENT : 0) | ((e & (1ull << 62)) ? SP_PG_SWAPPED : 0) |
-			   ((e & PM_FILE) ? SP_PG_FILE : 0) |
-			   ((r->zero_pfn && (e & PM_PRESENT) && (e & PM_PFN) == r->zero_pfn) ? SP_PG_ZEROPFN : 0);
-	}
-	return 0;
-}
-
-static int remote_node(struct sp_backend *b, uintptr_t addr, size_t n, int *nodes)
-{
-	struct sp_range rg = {addr, n, 0};
-
-	return sp_remote_nodes(R(b), &rg, 1, nodes);
-}
-
-static uint64_t remote_now_ns(struct sp_backend *b)
-{
-	(void)b;
-	return sp_clock_ns(CLOCK_MONOTONIC);
-}
-
-static uint64_t remote_cpu_ns(struct sp_backend *b)
-{
-	(void)b;
-	return sp_clock_ns(CLOCK_THREAD_CPUTIME_ID);
-}
-
-static const struct sp_backend_ops remote_ops = {
-	.read = remote_read,
-	.query = remote_query,
-	.node = remote_node,
-	.now_ns = remote_now_ns,
-	.cpu_ns = remote_cpu_ns,
-	/* read-only: no freeze, thaw, remap, zap, unmerge, restore, store */
-};
-
 int sp_remote_open(struct sp_remote *r, int pid)
 {
 	char path[64];
@@ -359,7 +292,6 @@ int sp_remote_open(struct sp_remote *r, int pid)
 	struct sp_range rg;
 
 	memset(r, 0, sizeof(*r));
-	r->be.ops = &remote_ops;
 	r->pid = pid;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
 	r->pm_fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * remote.h - the read-only backend: another process's memory, for the
- * estimator.
+ * remote.h - another process's memory, read-only: what the estimator scans.
  *
  * Page state comes from /proc/PID/pagemap: the PAGEMAP_SCAN ioctl (Linux
  * 6.7+) returns whole ranges of the pages the kernel's KSM would look at
  * (present, anonymous, not the shared zero page) in one call; older kernels
  * fall back to reading one 64-bit entry per page. Page content comes from
  * process_vm_readv, many ranges per call. Nothing is ever written to the
- * target, and no merge operation exists: the backend's freeze, remap, zap,
- * unmerge, restore and store operations are NULL.
+ * target.
  *
  * Permission: the caller needs ptrace read access to the target (same user
  * and ptrace_scope allows it, or CAP_SYS_PTRACE). Errors are -errno:
@@ -21,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mem/backend.h"
+#include "core/memory.h"
 
 /* a run of pages [start, start + npages * 4096) */
 struct sp_range {
@@ -31,7 +29,6 @@ struct sp_range {
 };
 
 struct sp_remote {
-	struct sp_backend be;
 	int pid;
 	int pm_fd;	   /* /proc/PID/pagemap                                  */
 	int have_scan;	   /* PAGEMAP_SCAN works on it                           */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tune_rules.c - what `samepage tune` decides each interval (see
- * tune_rules.h). Pure: numbers in, knob changes with reasons out, so the
+ * rules.c - what `samepage tune` decides each interval (see
+ * rules.h). Pure: numbers in, knob changes with reasons out, so the
  * unit tests pin every rule down exactly.
  *
  * The scan-time controller without the kernel's advisor: ksmd covers
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel/tune_rules.h"
+#include "tune/rules.h"
 
 #define KB_PER_16G     (16LL * 1024 * 1024)
 #define SLEEP_FLOOR_MS 10

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tune_config.c - the settings of `samepage tune` from a ksmtuned.conf-style
- * text (see tune_rules.h). ksmtuned sources its file as shell, so the
+ * config.c - the settings of `samepage tune` from a ksmtuned.conf-style
+ * text (see rules.h). ksmtuned sources its file as shell, so the
  * parser takes what such a file holds: KEY=VALUE, quotes, `export`, #
  * comments, and KEY= for "keep the default". Keys it does not use are
  * reported, not fatal; a bad value names its line. No I/O.
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernel/tune_rules.h"
+#include "tune/rules.h"
 
 struct key {
 	const char *name;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tune_rules.h - the decisions of `samepage tune`, with no I/O: given the
+ * rules.h - the decisions of `samepage tune`, with no I/O: given the
  * host's memory, the KSM knobs as they are and two samples of ksmd's work,
  * which knobs should change, to what, and why (a sentence with the numbers).
  *
@@ -25,8 +25,8 @@
  *              and its target and CPU limit, and never pages_to_scan (the
  *              kernel refuses it with EINVAL while the advisor is on).
  */
-#ifndef SP_KERNEL_TUNE_RULES_H
-#define SP_KERNEL_TUNE_RULES_H
+#ifndef SP_TUNE_RULES_H
+#define SP_TUNE_RULES_H
 
 #include <stddef.h>
 
@@ -143,4 +143,4 @@ int sp_tune_config_check(const struct sp_tune_config *c, char *msg, size_t len);
 void sp_tune_housekeeping(const struct sp_cpus *online, const struct sp_cpus *isolated, const struct sp_cpus *nohz,
 			  struct sp_cpus *out);
 
-#endif /* SP_KERNEL_TUNE_RULES_H */
+#endif /* SP_TUNE_RULES_H */
