@@ -278,14 +278,31 @@ int sp_fake_init(struct sp_fake *f, size_t npages, size_t store_pages)
 	return 0;
 }
 
+int sp_fake_init_sharing(struct sp_fake *f, size_t npages, const struct sp_fake *owner)
+{
+	int err = sp_fake_init(f, npages, 1);
+
+	if (err)
+		return err;
+	free(f->store);
+	free(f->store_used);
+	f->store = owner->store;
+	f->store_used = owner->store_used;
+	f->store_cap = owner->store_cap;
+	f->shares_store = 1;
+	return 0;
+}
+
 void sp_fake_destroy(struct sp_fake *f)
 {
 	free(f->mem);
 	free(f->maps);
 	free(f->frozen);
 	free(f->absent);
-	free(f->store);
-	free(f->store_used);
+	if (!f->shares_store) {
+		free(f->store);
+		free(f->store_used);
+	}
 	free(f->node_of);
 	memset(f, 0, sizeof(*f));
 }

@@ -36,10 +36,14 @@ struct sp_fake {
 	uint64_t n_freeze, n_thaw, n_remap, n_zap, n_frozen_now, n_write_while_frozen, n_wake_blocked, n_joins;
 	uint64_t store_pages_used;
 	int *node_of;	    /* optional (malloc'd): NUMA node of each page */
+	int shares_store;   /* the store is another fake's (sp_fake_init_sharing) */
 	int last_alloc_nid; /* node asked for by the last store_alloc       */
 };
 
 int sp_fake_init(struct sp_fake *f, size_t npages, size_t store_pages);
+/* A second address space whose remaps map owner's store: the core then
+ * uses owner's host for store pages (several processes, one domain). */
+int sp_fake_init_sharing(struct sp_fake *f, size_t npages, const struct sp_fake *owner);
 void sp_fake_destroy(struct sp_fake *f);
 uintptr_t sp_fake_addr(const struct sp_fake *f, size_t page);
 /* Application write of len bytes at page/offset (COW if merged). */
