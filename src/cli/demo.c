@@ -33,6 +33,7 @@
 #include "cli/units.h"
 #include "core/core.h"
 #include "samepage.h"
+#include "util/clock.h"
 
 #define PAGE 4096ul
 
@@ -153,14 +154,6 @@ static void snap(struct memsnap *m)
 	m->shmem = read_kb(mi, "Shmem");
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Runs the scanner until pages_sharing and ksm_zero_pages held still for
  * two full scans. Returns 0, or -1 on timeout. */
 static int settle(struct samepage_stats *st, double timeout_s, int progress)
@@ -168,12 +161,12 @@ static int settle(struct samepage_stats *st, double timeout_s, int progress)
 	struct sp_progress pr;
 	uint64_t last_sharing = UINT64_MAX, last_zero = UINT64_MAX;
 	int still = 0;
-	double t0 = now_s();
+	double t0 = sp_mono_s();
 	char note[96];
 
 	sp_progress_start(&pr, "merging", 0, progress);
 	while (still < 2) {
-		if (now_s() - t0 > timeout_s) {
+		if (sp_mono_s() - t0 > timeout_s) {
 			sp_progress_done(&pr);
 			return -1;
 		}
@@ -376,13 +369,13 @@ static int demo(int argc, char **argv)
 		sp_errorf("samepage demo: cannot register memory: %s\n", strerror(errno));
 		return errno == EPERM ? SP_EXIT_PERM : SP_EXIT_FAIL;
 	}
-	t0 = now_s();
+	t0 = sp_mono_s();
 	samepage_set("run", "1");
 	if (settle(&st, (double)timeout, progress)) {
 		sp_errorf("samepage demo: counters did not settle within %ld s\n", timeout);
 		rc = SP_EXIT_FAIL;
 	}
-	secs = now_s() - t0;
+	secs = sp_mono_s() - t0;
 	samepage_set("run", "0"); /* stop scanning, keep the merges */
 	samepage_stats(&st);
 	snap(&after);

@@ -29,6 +29,7 @@
 #include "core/hash.h"
 #include "kernel/host.h"
 #include "kernel/procs.h"
+#include "util/clock.h"
 
 #define MAX_INTERVAL_S 86400.0 /* --interval: a day between samples at most */
 
@@ -152,14 +153,6 @@ static int add_pid_list(struct sp_pid_list *l, const char *arg)
 	}
 	free(dup);
 	return ret;
-}
-
-static double now_s(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void low_priority(void)
@@ -413,8 +406,8 @@ static int run(int argc, char **argv)
 		low_priority();
 	e.zero_hash = sp_hash_zero();
 	e.numa = !e.o.merge_across_nodes && e.host.numa_nodes > 1;
-	t0 = now_s(CLOCK_MONOTONIC);
-	c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+	t0 = ((double)sp_clock_ns(CLOCK_MONOTONIC) / 1e9);
+	c0 = ((double)sp_clock_ns(CLOCK_PROCESS_CPUTIME_ID) / 1e9);
 	for (e.sample = 0; e.sample < e.o.samples; e.sample++) {
 		if (e.sample > 0)
 			sp_sleep(e.o.interval);
@@ -428,9 +421,9 @@ static int run(int argc, char **argv)
 	est_drop_volatile(&e);
 	if (est_add_ksm_zero(&e))
 		sp_errorf("samepage estimate: out of memory: already merged zero pages left out\n");
-	e.scan_seconds = now_s(CLOCK_MONOTONIC) - t0 - (e.o.samples - 1) * e.o.interval;
+	e.scan_seconds = ((double)sp_clock_ns(CLOCK_MONOTONIC) / 1e9) - t0 - (e.o.samples - 1) * e.o.interval;
 	est_model(&e);
-	e.cpu_seconds = now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+	e.cpu_seconds = ((double)sp_clock_ns(CLOCK_PROCESS_CPUTIME_ID) / 1e9) - c0;
 
 	for (uint32_t i = 0; i < e.nprocs; i++) {
 		const struct est_proc *p = &e.procs[i];

@@ -25,6 +25,7 @@
 #include "core/hash.h"
 #include "kernel/vmas.h"
 #include "mem/remote.h"
+#include "util/clock.h"
 
 #define BATCH  512 /* pages read per process_vm_readv */
 #define RANGES 256 /* ranges per PAGEMAP_SCAN          */
@@ -39,14 +40,6 @@ struct scan_ctx {
 	int nodes[BATCH];
 	uint64_t t0_ns;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int is_zero_page(const uint8_t *p)
 {
@@ -163,7 +156,7 @@ static void rate_limit(struct scan_ctx *s)
 	if (e->o.rate_limit <= 0)
 		return;
 	want_s = (double)e->bytes_read / (e->o.rate_limit * 1e6);
-	have_s = (double)(mono_ns() - s->t0_ns) / 1e9;
+	have_s = (double)(sp_mono_ns() - s->t0_ns) / 1e9;
 	if (want_s > have_s) {
 		double d = want_s - have_s;
 		struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
@@ -311,7 +304,7 @@ int est_scan(struct est *e)
 	}
 	e->progress_done = 0;
 	sp_progress_start(&e->progress, e->o.samples > 1 ? "sampling" : "scanning", e->progress_total, e->o.progress);
-	s->t0_ns = mono_ns();
+	s->t0_ns = sp_mono_ns();
 	for (uint32_t p = 0; p < e->nprocs && !ret; p++) {
 		struct est_proc *pr = &e->procs[p];
 		int err;

@@ -6,14 +6,7 @@
 #include <unistd.h>
 
 #include "cli/progress.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "util/clock.h"
 
 void sp_progress_start(struct sp_progress *p, const char *label, uint64_t total, int enabled)
 {
@@ -26,7 +19,7 @@ void sp_progress_start(struct sp_progress *p, const char *label, uint64_t total,
 void sp_progress_update(struct sp_progress *p, uint64_t done, const char *note)
 {
 	static const char spin[] = "|/-\\";
-	uint64_t t = now_ns();
+	uint64_t t = sp_mono_ns();
 	char bar[41];
 
 	if (!p->enabled || (p->drawn && t - p->last_ns < 100000000ull))

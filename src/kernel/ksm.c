@@ -18,6 +18,7 @@
 
 #include "kernel/ksm.h"
 #include "kernel/readfile.h"
+#include "util/clock.h"
 
 int sp_knob_index(const char *name)
 {
@@ -144,7 +145,6 @@ static void add_extra(struct sp_ksm *k, const char *dir, const char *name)
 int sp_ksm_read(const char *sysfs, struct sp_ksm *k)
 {
 	char dir[400], path[700];
-	struct timespec ts;
 	struct dirent *e;
 	DIR *d;
 
@@ -175,8 +175,7 @@ int sp_ksm_read(const char *sysfs, struct sp_ksm *k)
 			k->ninvalid++;
 	}
 	closedir(d);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	k->t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	k->t = sp_mono_s();
 	return 0;
 }
 
