@@ -161,6 +161,23 @@ SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_r
 SAMEPAGE_API int samepage_metrics(char *buf, size_t len);
 
 /*
+ * Uses samepaged, the merging daemon listening at socket_path (NULL: the
+ * SAMEPAGE_DAEMON environment variable, else /run/samepage/samepaged.sock),
+ * instead of a scanner thread in this process: memory registered from now
+ * on is merged with that of the other processes of this process's merge
+ * domain (the daemon's configuration decides it; SAMEPAGE_DOMAIN asks for a
+ * labelled one). Setting SAMEPAGE_DAEMON has the same effect at the first
+ * call. Every other function keeps its contract; knobs and counters are the
+ * domain's, and only root or the daemon's admin group may change knobs
+ * (EACCES). Returns 0, or -1 with errno: EBUSY memory is already registered
+ * with the in-process engine, ENOENT/ECONNREFUSED no daemon there, EACCES
+ * the daemon's configuration admits no domain for this process, ENOTCONN
+ * (later calls) the daemon went away: registered memory stays as it is and
+ * is registered again when the daemon is back.
+ */
+SAMEPAGE_API int samepage_connect(const char *socket_path);
+
+/*
  * Blocks until n more full scans have completed or timeout_ms passes
  * (timeout_ms < 0: no limit). Scans only happen while run is 1 and memory
  * is registered. Returns 0, or -1 with errno ETIMEDOUT.

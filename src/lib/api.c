@@ -7,11 +7,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
 #include "lib/engine.h"
+#include "proto/wire.h"
+#include "util/clock.h"
 #include "samepage.h"
 
 #define PAGE 4096ul
@@ -94,6 +97,12 @@ SAMEPAGE_API int samepage_get(const char *name, char *buf, size_t len)
 	err = sp_engine_core();
 	if (err)
 		goto out;
+	if (e->client_mode) {
+		err = sp_engine_backend();
+		if (!err)
+			err = sp_client_get(e, name, buf, len);
+		goto out;
+	}
 	k = sp_knob_find(name);
 	if (!k || !(k->flags & SP_KF_ENGINE)) {
 		err = -ENOENT;
@@ -169,8 +178,13 @@ SAMEPAGE_API int samepage_set(const char *name, const char *value)
 		return fail(err);
 	sp_engine_lock();
 	err = sp_engine_core();
-	if (!err)
+	if (!err && e->client_mode) {
+		err = sp_engine_backend();
+		if (!err)
+			err = sp_client_set(e, name, value);
+	} else if (!err) {
 		err = set_locked(e, k, v);
+	}
 	sp_engine_kick();
 	sp_engine_unlock();
 	return err ? fail(err) : 0;
@@ -184,8 +198,13 @@ SAMEPAGE_API int samepage_stats(struct samepage_stats *out)
 		return fail(EINVAL);
 	sp_engine_lock();
 	err = sp_engine_core();
-	if (!err)
+	if (!err && sp_engine.client_mode) {
+		err = sp_engine_backend();
+		if (!err)
+			err = sp_client_stats(&sp_engine, out);
+	} else if (!err) {
 		fill_stats(out);
+	}
 	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
@@ -201,8 +220,60 @@ SAMEPAGE_API int samepage_region_stats(void *addr, size_t len, struct samepage_r
 		return fail(EINVAL);
 	sp_engine_lock();
 	err = sp_engine_core();
-	if (!err)
+	if (!err && sp_engine.client_mode) {
+		memset(out, 0, sizeof(*out));
+		if (sp_engine.backend_ready)
+			err = sp_client_region_stats(&sp_engine, start, alen, out);
+	} else if (!err) {
 		sp_engine_region_stats(start, alen, out);
+	}
+	sp_engine_unlock();
+	return err ? fail(err) : 0;
+}
+
+/* Client mode: the daemon's full_scans, asked every 10 ms until the
+ * deadline (the daemon does not push them). */
+static int wait_scans_daemon(unsigned n, int timeout_ms)
+{
+	struct samepage_stats s;
+	struct timespec pause = {.tv_nsec = 10000000L};
+	uint64_t deadline = sp_mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull, target;
+
+	if (samepage_stats(&s))
+		return -1;
+	target = s.full_scans + n;
+	while (s.full_scans < target) {
+		if (timeout_ms >= 0 && sp_mono_ns() >= deadline)
+			return fail(ETIMEDOUT);
+		nanosleep(&pause, NULL);
+		if (samepage_stats(&s))
+			return -1;
+	}
+	return 0;
+}
+
+SAMEPAGE_API int samepage_connect(const char *socket_path)
+{
+	struct sp_engine *e = &sp_engine;
+	const char *path = socket_path;
+	int err;
+
+	if (!path)
+		path = getenv("SAMEPAGE_DAEMON");
+	if (!path || !*path)
+		path = SP_DEFAULT_SOCKET;
+	if (strlen(path) >= sizeof(e->client.path))
+		return fail(ENAMETOOLONG);
+	sp_engine_lock();
+	err = sp_engine_core();
+	if (!err && e->backend_ready)
+		err = e->client_mode && !strcmp(e->client.path, path) ? 0 : -EBUSY;
+	else if (!err) {
+		snprintf(e->client.path, sizeof(e->client.path), "%s", path);
+		e->client_mode = 1;
+		e->backend_err = 0;
+		err = sp_engine_backend();
+	}
 	sp_engine_unlock();
 	return err ? fail(err) : 0;
 }
@@ -213,6 +284,9 @@ SAMEPAGE_API int samepage_wait_scans(unsigned n, int timeout_ms)
 	struct timespec ts;
 	uint64_t target;
 	int err = 0;
+
+	if (__atomic_load_n(&e->client_mode, __ATOMIC_RELAXED))
+		return wait_scans_daemon(n, timeout_ms);
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	if (timeout_ms >= 0) {

@@ -51,7 +51,9 @@ static void init_conds(struct sp_engine *e)
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&sp_engine.lock);
-	if (sp_engine.core_ready)
+	if (sp_engine.client_mode)
+		sp_client_fork_prepare(&sp_engine);
+	else if (sp_engine.core_ready)
 		sp_core_pin_for_fork(&sp_engine.core);
 }
 
@@ -68,6 +70,8 @@ static void atfork_child(void)
 		sp_core_destroy(&e->core);
 	if (e->backend_ready)
 		sp_local_destroy(&e->local); /* closes fds; mappings keep the store alive */
+	if (e->client_mode)
+		sp_client_fork_child(&e->client); /* the parent's connection, not ours */
 	memset(e, 0, sizeof(*e));
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->scan_lock, NULL);
@@ -129,7 +133,7 @@ static void filemap_cb(void *ctx, uintptr_t addr, size_t n, int (*fn)(void *, ui
  * more is due (0: nothing pending). */
 static uint64_t process_events(struct sp_engine *e)
 {
-	if (!e->backend_ready || !e->core_ready || !sp_local_events_pending(&e->local))
+	if (!e->backend_ready || !e->core_ready || e->client_mode || !sp_local_events_pending(&e->local))
 		return 0;
 	return sp_local_events_process(&e->local, sp_mono_ns(), anon_cb, filemap_cb, e);
 }
@@ -160,6 +164,16 @@ int sp_engine_core(void)
 	if (sp_core_init(&e->core, &e->local.host))
 		return -ENOMEM;
 	knobs_from_env(&e->core.knobs);
+	e->client.ctl = e->client.agent = -1;
+	if (!e->client.path[0]) {
+		const char *p = getenv("SAMEPAGE_DAEMON"), *l = getenv("SAMEPAGE_DOMAIN");
+
+		if (p && *p)
+			snprintf(e->client.path, sizeof(e->client.path), "%s", p);
+		if (l)
+			snprintf(e->client.label, sizeof(e->client.label), "%s", l);
+	}
+	e->client_mode = e->client.path[0] != 0;
 	e->core_ready = 1;
 	if (e->core.knobs.scan_threads > 1 && sp_engine_threads(e->core.knobs.scan_threads))
 		e->core.knobs.scan_threads = 1;
@@ -176,6 +190,14 @@ int sp_engine_backend(void)
 		return 0;
 	if (e->backend_err)
 		return e->backend_err;
+	if (e->client_mode) {
+		err = sp_client_start(e);
+		if (err)
+			e->backend_err = err;
+		else
+			e->backend_ready = 1;
+		return err;
+	}
 	kn = e->core.knobs;
 	err = sp_local_init(&e->local, e->why, sizeof(e->why));
 	if (err) {
@@ -366,6 +388,8 @@ int sp_engine_register(uintptr_t start, size_t len)
 	struct sp_engine *e = &sp_engine;
 	int err = sp_engine_backend();
 
+	if (!err && e->client_mode)
+		return sp_client_register(e, start, len);
 	if (!err)
 		err = sp_local_register(&e->local, start, len, add_range, e);
 	if (!err)
@@ -381,6 +405,8 @@ int sp_engine_unregister(uintptr_t start, size_t len)
 
 	if (!e->backend_ready)
 		return 0; /* nothing was ever registered */
+	if (e->client_mode)
+		return sp_client_unregister(e, start, len);
 	err = sp_core_remove_range(&e->core, e->space, start, len / SP_PAGE_SIZE);
 	if (!err)
 		sp_local_unregister(&e->local, start, len); /* parts never registered: fine */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "lib/client.h"
 #include "lib/pool.h"
 #include "mem/local.h"
 
@@ -33,6 +34,8 @@ struct sp_engine {
 	struct sp_pool pool;
 	int pool_threads;	 /* helpers running (scan_threads - 1 when started) */
 	uint64_t helpers_cpu_ns; /* CPU of helper pools already stopped */
+	int client_mode;	 /* samepaged does the scanning (client.c) */
+	struct sp_client client;
 };
 
 extern struct sp_engine sp_engine;

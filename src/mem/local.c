@@ -70,6 +70,7 @@
 #include <unistd.h>
 
 #include "mem/local.h"
+#include "mem/vmread.h"
 #include "util/clock.h"
 
 #define PAGE		    4096ul
@@ -151,48 +152,14 @@ static int same_prot(struct sp_local *l, uintptr_t addr, size_t len, int *prot, 
 	return 0;
 }
 
-/* At most this many pages per process_vm_readv (a whole batch): the copy is
- * not preemptible on every kernel, so a thread sharing the scanner's CPU may
- * wait for one call (about 50 us for 64 pages); smaller calls cost more in
- * pinning overhead than they give back. */
-#define READ_CHUNK 64
-
 static long local_read(struct sp_mem *b, uintptr_t addr, size_t n, void *buf)
 {
-	size_t done = 0;
-
-	while (done < n) {
-		size_t k = n - done < READ_CHUNK ? n - done : READ_CHUNK;
-		struct iovec mine = {.iov_base = (char *)buf + done * PAGE, .iov_len = k * PAGE};
-		struct iovec theirs = {.iov_base = (void *)(addr + done * PAGE), .iov_len = k * PAGE};
-		ssize_t got = process_vm_readv(L(b)->pid, &mine, 1, &theirs, 1, 0);
-
-		if (got < 0)
-			return errno == EFAULT ? (long)done : -errno;
-		done += (size_t)got / PAGE;
-		if ((size_t)got < k * PAGE)
-			break; /* stopped at an unreadable page */
-	}
-	return (long)done;
+	return sp_vm_read(L(b)->pid, addr, n, buf);
 }
 
 static long local_read2(struct sp_mem *b, uintptr_t a1, void *buf1, uintptr_t a2, void *buf2, size_t n, long *got2)
 {
-	struct iovec mine[2] = {{.iov_base = buf1, .iov_len = n * PAGE}, {.iov_base = buf2, .iov_len = n * PAGE}};
-	struct iovec theirs[2] = {{.iov_base = (void *)a1, .iov_len = n * PAGE},
-				  {.iov_base = (void *)a2, .iov_len = n * PAGE}};
-	ssize_t got;
-
-	if (n > READ_CHUNK) { /* keep each call short, as local_read does */
-		*got2 = local_read(b, a2, n, buf2);
-		return local_read(b, a1, n, buf1);
-	}
-	got = process_vm_readv(L(b)->pid, mine, 2, theirs, 2, 0);
-	if (got < 0)
-		got = 0; /* EFAULT on the first page: nothing read */
-	got /= (ssize_t)PAGE;
-	*got2 = got > (ssize_t)n ? got - (ssize_t)n : 0;
-	return got > (ssize_t)n ? (long)n : (long)got;
+	return sp_vm_read2(L(b)->pid, a1, buf1, a2, buf2, n, got2);
 }
 
 static int local_query(struct sp_mem *b, uintptr_t addr, size_t n, uint8_t *flags)
@@ -743,20 +710,23 @@ void sp_local_prepare(struct sp_local *l)
 	l->ev.maps_fd = -1;
 }
 
-int sp_local_init(struct sp_local *l, char *why, size_t whylen)
+static int init_common(struct sp_local *l, int store_fd, int devuffd, char *why, size_t whylen)
 {
 	int err;
 
 	sp_local_prepare(l);
 	l->pid = getpid();
 	pthread_mutex_init(&l->ev.lock, NULL);
-	err = sp_uffd_open(&l->uffd, why, whylen);
+	l->store.fd = store_fd; /* a client's: the daemon's store, read-only */
+	err = sp_uffd_open_dev(&l->uffd, devuffd, why, whylen);
 	if (err)
-		return err;
-	err = sp_store_init(&l->store, STORE_RESERVE_PAGES);
-	if (err) {
-		snprintf(why, whylen, "cannot create the page store (memfd): %s", strerror(-err));
 		goto fail;
+	if (store_fd < 0) {
+		err = sp_store_init(&l->store, STORE_RESERVE_PAGES);
+		if (err) {
+			snprintf(why, whylen, "cannot create the page store (memfd): %s", strerror(-err));
+			goto fail;
+		}
 	}
 	err = sp_pagemap_open(&l->pm, 0);
 	if (err) {
@@ -773,6 +743,16 @@ int sp_local_init(struct sp_local *l, char *why, size_t whylen)
 fail:
 	sp_local_destroy(l);
 	return err;
+}
+
+int sp_local_init(struct sp_local *l, char *why, size_t whylen)
+{
+	return init_common(l, -1, -1, why, whylen);
+}
+
+int sp_local_init_client(struct sp_local *l, int store_fd, int devuffd, char *why, size_t whylen)
+{
+	return init_common(l, store_fd, devuffd, why, whylen);
 }
 
 void sp_local_destroy(struct sp_local *l)

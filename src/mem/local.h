@@ -42,6 +42,9 @@ struct sp_uffd {
 /* Opens a userfaultfd able to write-protect anonymous and memfd memory.
  * On failure returns -errno and writes the reason to why. */
 int sp_uffd_open(struct sp_uffd *u, char *why, size_t whylen);
+/* The same from a descriptor of /dev/userfaultfd (USERFAULTFD_IOC_NEW), as
+ * samepaged hands one to clients without privileges; dev < 0: as above. */
+int sp_uffd_open_dev(struct sp_uffd *u, int dev, char *why, size_t whylen);
 void sp_uffd_close(struct sp_uffd *u);
 int sp_uffd_register(struct sp_uffd *u, uintptr_t addr, size_t len);
 /* The same in write-protect and minor mode, for store mappings. */
@@ -143,6 +146,10 @@ void sp_local_prepare(struct sp_local *l);
  * until the process ends (or forks: the child has none). On failure returns
  * -errno and explains in why. */
 int sp_local_init(struct sp_local *l, char *why, size_t whylen);
+/* The same for a client of samepaged: the store is the daemon's (store_fd,
+ * read-only; nothing is ever allocated or written in it here) and the
+ * userfaultfd comes from devuffd when it is >= 0. Takes store_fd. */
+int sp_local_init_client(struct sp_local *l, int store_fd, int devuffd, char *why, size_t whylen);
 void sp_local_destroy(struct sp_local *l);
 
 /* Registers the private anonymous parts of [addr, addr + len) for freezing

@@ -66,12 +66,23 @@ static int open_fd(int user_mode_only)
 
 int sp_uffd_open(struct sp_uffd *u, char *why, size_t whylen)
 {
+	return sp_uffd_open_dev(u, -1, why, whylen);
+}
+
+int sp_uffd_open_dev(struct sp_uffd *u, int dev, char *why, size_t whylen)
+{
 	const char *allow = getenv("SAMEPAGE_ALLOW_USER_MODE_ONLY");
 	int fd, err;
 
 	memset(u, 0, sizeof(*u));
 	u->fd = -1;
-	fd = open_fd(0);
+	if (dev >= 0) {
+		/* handed over by samepaged: works without any privilege */
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		fd = fd >= 0 ? fd : -errno;
+	} else {
+		fd = open_fd(0);
+	}
 	if (fd < 0 && fd != -ENOSYS && allow && !strcmp(allow, "1")) {
 		fd = open_fd(1);
 		u->user_mode_only = fd >= 0;
