@@ -32,17 +32,9 @@ static void pause_ms(long ms)
 
 static int connect_sock(const char *path)
 {
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fd = sp_wire_connect(path);
 
-	if (strlen(path) >= sizeof(a.sun_path))
-		return -1;
-	memcpy(a.sun_path, path, strlen(path) + 1);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return fd < 0 ? -1 : fd;
 }
 
 static void launch(struct dt_daemon *d)
@@ -284,4 +276,9 @@ int dt_reap(struct dt_child *c)
 	close(c->wr);
 	c->pid = 0;
 	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+const char *dt_daemon_path(void)
+{
+	return SAMEPAGED;
 }

@@ -64,4 +64,8 @@ void dt_go(struct dt_child *c, char b);
 /* Waits for the child; its exit status (128+sig when killed). */
 int dt_reap(struct dt_child *c);
 
+/* The samepaged binary the tests run (for running it by hand: bad
+ * configurations, options). */
+const char *dt_daemon_path(void);
+
 #endif

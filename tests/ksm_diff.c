@@ -32,43 +32,14 @@
 #include "samepage.h"
 #include "testlib.h"
 
-#define NGROUPS 5
-static const size_t group_size[NGROUPS] = {1000, 300, 257, 256, 2};
-#define NZERO	  700
-#define NUNIQUE	  400
-#define NPAGES	  (1000 + 300 + 257 + 256 + 2 + NZERO + NUNIQUE)
+#define NPAGES	  T_DIFF_NPAGES
 #define SETTLE_MS 90000
 
-struct counters {
-	long shared, sharing, chains, dups, zero;
-};
-
-/* tags: groups 1..5, unique 100..; 0 zero. Interleaved by a fixed shuffle. */
 static uint32_t *layout(void)
 {
 	uint32_t *tags = malloc(NPAGES * sizeof(*tags));
-	uint64_t s = 12345;
-	size_t n = 0;
 
-	for (int g = 0; g < NGROUPS; g++)
-		for (size_t i = 0; i < group_size[g]; i++)
-			tags[n++] = (uint32_t)g + 1;
-	for (size_t i = 0; i < NZERO; i++)
-		tags[n++] = 0;
-	for (size_t i = 0; i < NUNIQUE; i++)
-		tags[n++] = 100 + (uint32_t)i;
-	for (size_t i = NPAGES - 1; i > 0; i--) {
-		size_t j;
-		uint32_t t;
-
-		s ^= s << 13;
-		s ^= s >> 7;
-		s ^= s << 17;
-		j = s % (i + 1);
-		t = tags[i];
-		tags[i] = tags[j];
-		tags[j] = t;
-	}
+	t_diff_layout(tags);
 	return tags;
 }
 
@@ -82,16 +53,7 @@ static uint8_t *build(const uint32_t *tags)
 	return m;
 }
 
-static void kernel_counters(struct counters *c)
-{
-	c->shared = t_ksm_get("pages_shared");
-	c->sharing = t_ksm_get("pages_sharing");
-	c->chains = t_ksm_get("stable_node_chains");
-	c->dups = t_ksm_get("stable_node_dups");
-	c->zero = t_ksm_get("ksm_zero_pages");
-}
-
-static void engine_counters(struct counters *c)
+static void engine_counters(struct t_ksm_counters *c)
 {
 	struct samepage_stats st;
 
@@ -103,18 +65,18 @@ static void engine_counters(struct counters *c)
 	c->zero = (long)st.ksm_zero_pages;
 }
 
-static int same(const struct counters *a, const struct counters *b)
+static int same(const struct t_ksm_counters *a, const struct t_ksm_counters *b)
 {
 	return !memcmp(a, b, sizeof(*a));
 }
 
 /* The kernel has settled when its counters held through two more full
  * scans after at least three. */
-static int kernel_settle(struct counters *out)
+static int kernel_settle(struct t_ksm_counters *out)
 {
 	uint64_t deadline = t_now_ms() + SETTLE_MS;
 	long start = t_ksm_get("full_scans"), seen = start;
-	struct counters prev = {-1, -1, -1, -1, -1};
+	struct t_ksm_counters prev = {-1, -1, -1, -1, -1};
 	int still = 0;
 
 	while (t_now_ms() < deadline) {
@@ -125,7 +87,7 @@ static int kernel_settle(struct counters *out)
 			continue;
 		}
 		seen = fs;
-		kernel_counters(out);
+		t_ksm_counters(out);
 		if (fs - start >= 3 && same(out, &prev))
 			still++;
 		else
@@ -137,10 +99,10 @@ static int kernel_settle(struct counters *out)
 	return -1;
 }
 
-static int engine_settle(struct counters *out)
+static int engine_settle(struct t_ksm_counters *out)
 {
 	uint64_t deadline = t_now_ms() + SETTLE_MS;
-	struct counters prev = {-1, -1, -1, -1, -1};
+	struct t_ksm_counters prev = {-1, -1, -1, -1, -1};
 	int still = 0, scans = 0;
 
 	while (t_now_ms() < deadline) {
@@ -159,7 +121,7 @@ static int engine_settle(struct counters *out)
 	return -1;
 }
 
-static void print(const char *who, const struct counters *c)
+static void print(const char *who, const struct t_ksm_counters *c)
 {
 	printf("  %-7s pages_shared %5ld pages_sharing %5ld chains %3ld dups %3ld ksm_zero_pages %4ld\n", who,
 	       c->shared, c->sharing, c->chains, c->dups, c->zero);
@@ -169,7 +131,7 @@ static void run_config(const char *mps, const char *zero)
 {
 	uint32_t *tags = layout();
 	uint8_t *km, *em;
-	struct counters k, e, e2;
+	struct t_ksm_counters k, e, e2;
 
 	printf("max_page_sharing=%s use_zero_pages=%s\n", mps, zero);
 

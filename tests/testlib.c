@@ -231,3 +231,39 @@ double t_ksmd_cpu(int pid)
 		return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 	return 0;
 }
+
+void t_diff_layout(uint32_t *tags)
+{
+	static const size_t group_size[] = {1000, 300, 257, 256, 2};
+	uint64_t s = 12345;
+	size_t n = 0;
+
+	for (size_t g = 0; g < sizeof(group_size) / sizeof(group_size[0]); g++)
+		for (size_t i = 0; i < group_size[g]; i++)
+			tags[n++] = (uint32_t)g + 1;
+	for (size_t i = 0; i < T_DIFF_NZERO; i++)
+		tags[n++] = 0;
+	for (size_t i = 0; i < T_DIFF_NUNIQUE; i++)
+		tags[n++] = 100 + (uint32_t)i;
+	for (size_t i = T_DIFF_NPAGES - 1; i > 0; i--) {
+		size_t j;
+		uint32_t t;
+
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		j = s % (i + 1);
+		t = tags[i];
+		tags[i] = tags[j];
+		tags[j] = t;
+	}
+}
+
+void t_ksm_counters(struct t_ksm_counters *c)
+{
+	c->shared = t_ksm_get("pages_shared");
+	c->sharing = t_ksm_get("pages_sharing");
+	c->chains = t_ksm_get("stable_node_chains");
+	c->dups = t_ksm_get("stable_node_dups");
+	c->zero = t_ksm_get("ksm_zero_pages");
+}

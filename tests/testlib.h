@@ -28,6 +28,21 @@ void t_ksm_restore(void);
 int t_ksm_set(const char *knob, const char *value);
 long t_ksm_get(const char *knob);
 
+/* The differential tests' workload (ksm_diff, daemon_ksm_diff): duplicate
+ * groups of 1000, 300, 257, 256 and 2 copies of a content (around the
+ * max_page_sharing boundaries), zero pages and unique pages, shuffled with
+ * a fixed seed. Writes T_DIFF_NPAGES tags (0: zeros, for t_fill). */
+#define T_DIFF_NZERO   700
+#define T_DIFF_NUNIQUE 400
+#define T_DIFF_NPAGES  (1000 + 300 + 257 + 256 + 2 + T_DIFF_NZERO + T_DIFF_NUNIQUE)
+void t_diff_layout(uint32_t *tags);
+
+/* The kernel's KSM counters the differential tests compare. */
+struct t_ksm_counters {
+	long shared, sharing, chains, dups, zero;
+};
+void t_ksm_counters(struct t_ksm_counters *c);
+
 /* ksmd: its pid (-1 if none), and its CPU seconds (utime + stime). */
 int t_ksmd_pid(void);
 double t_ksmd_cpu(int pid);

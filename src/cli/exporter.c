@@ -28,7 +28,9 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/daemonview.h"
 #include "cli/metrics.h"
+#include "cli/textsafe.h"
 
 #define LOG_EVERY_S 10 /* at most one line of libmicrohttpd's per this long */
 
@@ -36,6 +38,7 @@ struct exporter {
 	struct sp_roots r;
 	int top_n;
 	long max_conn, max_per_ip, timeout_s;
+	const char *daemon; /* --daemon: samepaged's socket, or NULL */
 };
 
 /* the rate-limited log: libmicrohttpd calls it from its thread */
@@ -53,6 +56,9 @@ static void usage(FILE *f)
 		   "node_exporter's node_ksmd_* names, plus ksmd CPU seconds, pages_skipped,\n"
 		   "ksm_zero_pages, stable node chains/dups, general_profit, the advisor, COW\n"
 		   "breaks, and per-process profit (bounded: --top-processes).\n"
+		   "With --daemon, samepaged's too: samepage_daemon_* per merge domain (label\n"
+		   "domain: pages_sharing, full_scans_total, the knobs, ...) and per client (labels\n"
+		   "pid, domain, comm), read from its control socket at every scrape.\n"
 		   "\n"
 		   "  -l, --listen ADDR:PORT      address to serve on (default 127.0.0.1:9781;\n"
 		   "                              port 0 picks a free one, printed on stderr)\n"
@@ -61,9 +67,14 @@ static void usage(FILE *f)
 		   "      --max-connections N     open connections at most (default 64)\n"
 		   "      --max-connections-per-ip N  from one client address at most (default 8)\n"
 		   "      --timeout SECONDS       close a connection idle this long (default 5)\n"
-		   "      --once                  print the metrics on stdout and exit\n" SP_ROOT_HELP "  -h, --help\n"
+		   "      --once                  print the metrics on stdout and exit\n"
+		   "      --daemon[=SOCKET]       samepaged's metrics too (default: $SAMEPAGE_DAEMON, else\n"
+		   "                              " SP_DEFAULT_SOCKET "); then the kernel's KSM may be\n"
+		   "                              missing (samepage_ksm_up 0); samepaged not answering:\n"
+		   "                              samepage_daemon_up 0\n" SP_ROOT_HELP "  -h, --help\n"
 		   "\n"
-		   "Exit status: 0 ok; 1 cannot listen; 2 bad usage; 4 no KSM in this kernel.\n");
+		   "Exit status: 0 ok; 1 cannot listen; 2 bad usage; 4 no KSM in this kernel (without\n"
+		   "--daemon).\n");
 }
 
 #define UP_HELP "1 if every file of /sys/kernel/mm/ksm was read and valid (see samepage_ksm_invalid)."
@@ -84,6 +95,15 @@ static char *render(const struct exporter *e, size_t *len)
 			!v.k.ninvalid);
 		sp_metrics_write(f, &v, e->top_n);
 		sp_view_free(&v);
+	}
+	if (e->daemon) {
+		struct sp_dview dv;
+		int err = sp_dview_read(e->daemon, e->r.proc, &dv);
+
+		if (err)
+			fprintf(f, "# samepage: samepaged at %s: %s\n", sp_safe(e->daemon), strerror(-err));
+		sp_metrics_daemon_write(f, err ? NULL : &dv, e->top_n);
+		sp_dview_free(&dv);
 	}
 	fclose(f);
 	return buf;
@@ -241,10 +261,11 @@ int sp_exporter_main(int argc, char **argv)
 		{"max-connections-per-ip", required_argument, NULL, 'p'},
 		{"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
+		SP_DAEMON_OPTION,
 		SP_ROOT_OPTIONS,
 		{0},
 	};
-	struct exporter e = {{"/sys", "/proc"}, 20, 64, 8, 5};
+	struct exporter e = {{"/sys", "/proc"}, 20, 64, 8, 5, NULL};
 	const char *listen = "127.0.0.1:9781";
 	struct sockaddr_in sa;
 	int once = 0, c, err, rc;
@@ -264,6 +285,9 @@ int sp_exporter_main(int argc, char **argv)
 			break;
 		case 'o':
 			once = 1;
+			break;
+		case SP_OPT_DAEMON:
+			e.daemon = sp_dview_socket(optarg);
 			break;
 		case 'm':
 			if (sp_arg_long(optarg, 1, 100000, &e.max_conn))
@@ -292,8 +316,21 @@ int sp_exporter_main(int argc, char **argv)
 		struct sp_ksm k;
 
 		err = sp_ksm_read(e.r.sysfs, &k);
-		if (err)
+		if (err && !e.daemon)
 			return sp_ksm_unreadable("exporter", &e.r, err);
+		if (err) /* samepaged's metrics alone */
+			fprintf(stderr,
+				"samepage exporter: warning: the kernel's KSM cannot be read (%s): samepage_ksm_up 0\n",
+				strerror(-err));
+	}
+	if (e.daemon) {
+		struct sp_dview dv;
+
+		err = sp_dview_read(e.daemon, e.r.proc, &dv);
+		sp_dview_free(&dv);
+		if (err) /* it may start later: samepage_daemon_up says */
+			fprintf(stderr, "samepage exporter: warning: no samepaged at %s (%s): samepage_daemon_up 0\n",
+				sp_safe(e.daemon), strerror(-err));
 	}
 	if (once) {
 		size_t len;
@@ -308,4 +345,4 @@ int sp_exporter_main(int argc, char **argv)
 	return serve(&e, &sa);
 }
 
-SP_COMMAND(exporter, "Prometheus metrics of the kernel's KSM over HTTP", sp_exporter_main);
+SP_COMMAND(exporter, "Prometheus metrics of the kernel's KSM (and samepaged's) over HTTP", sp_exporter_main);

@@ -128,7 +128,7 @@ void sp_sleep(double seconds)
 		;
 }
 
-static const char *run_word(long long run)
+const char *sp_view_run_word(long long run)
 {
 	switch (run) {
 	case 0:
@@ -154,7 +154,7 @@ static int have(const struct sp_view *v, const char *name)
 	return v->k.present[sp_knob_index(name)];
 }
 
-static void print_savings(FILE *f, const struct sp_view *v)
+void sp_view_print_savings(FILE *f, const struct sp_view *v, const char *whose)
 {
 	long long sharing = sp_ksm_get(&v->k, "pages_sharing", 0), shared = sp_ksm_get(&v->k, "pages_shared", 0);
 	long long zero = sp_ksm_get(&v->k, "ksm_zero_pages", 0), unshared = sp_ksm_get(&v->k, "pages_unshared", 0);
@@ -173,13 +173,29 @@ static void print_savings(FILE *f, const struct sp_view *v)
 	if (have(v, "general_profit"))
 		fprintf(f,
 			"  %-18s %10s   general_profit: (pages_sharing + ksm_zero_pages) x page size\n"
-			"  %-18s %10s   - rmap items x sizeof(rmap_item), the kernel's figure\n",
-			"profit", sp_fmt_bytes(b, sizeof(b), (double)sp_ksm_get(&v->k, "general_profit", 0)), "", "");
+			"  %-18s %10s   - rmap items x sizeof(rmap_item), %s\n",
+			"profit", sp_fmt_bytes(b, sizeof(b), (double)sp_ksm_get(&v->k, "general_profit", 0)), "", "",
+			whose);
 	fprintf(f, "Ratios\n");
 	print_ratio(f, "sharing/shared", (double)sharing, have(v, "pages_sharing") ? (double)shared : 0,
 		    "sharers per KSM page (higher: better)");
 	print_ratio(f, "unshared/sharing", (double)unshared, have(v, "pages_unshared") ? (double)sharing : 0,
 		    "unique pages scanned per page saved (high: wasted scanning)");
+}
+
+void sp_view_print_scan_time(FILE *f, const struct sp_scan_time *s)
+{
+	char b[64];
+
+	if (s->seconds < 0)
+		fprintf(f, "  %-18s %10s\n", "full scan", "unknown");
+	else if (!s->measured && !s->pages)
+		fprintf(f, "  %-18s %10s   nothing to scan: no process has mergeable pages\n", "full scan", "-");
+	else if (isinf(s->seconds))
+		fprintf(f, "  %-18s %10s   %s\n", "full scan", "never", s->how);
+	else
+		fprintf(f, "  %-18s %10s   %s%s\n", "full scan", sp_fmt_duration(b, sizeof(b), s->seconds), s->how,
+			s->measured ? "" : " (sleeps only: a lower bound)");
 }
 
 static void print_ksmd(FILE *f, const struct sp_view *v, const struct sp_delta *d, const struct sp_scan_time *s)
@@ -197,18 +213,10 @@ static void print_ksmd(FILE *f, const struct sp_view *v, const struct sp_delta *
 			fprintf(f, "  %-18s %9.1f%%   over %.1f s, from /proc/%d/stat utime+stime\n", "CPU",
 				d->ksmd_cpu_pct, d->dt, v->ksmd_pid);
 	}
-	if (s->seconds < 0)
-		fprintf(f, "  %-18s %10s\n", "full scan", "unknown");
-	else if (!s->measured && !s->pages)
-		fprintf(f, "  %-18s %10s   nothing to scan: no process has mergeable pages\n", "full scan", "-");
-	else if (isinf(s->seconds))
-		fprintf(f, "  %-18s %10s   %s\n", "full scan", "never", s->how);
-	else
-		fprintf(f, "  %-18s %10s   %s%s\n", "full scan", sp_fmt_duration(b, sizeof(b), s->seconds), s->how,
-			s->measured ? "" : " (sleeps only: a lower bound)");
+	sp_view_print_scan_time(f, s);
 }
 
-static void print_advisor(FILE *f, const struct sp_view *v)
+void sp_view_print_advisor(FILE *f, const struct sp_view *v)
 {
 	int i = sp_knob_index("advisor_mode");
 
@@ -232,7 +240,7 @@ static void print_advisor(FILE *f, const struct sp_view *v)
 		sp_ksm_get(&v->k, "advisor_target_scan_time", 0), sp_ksm_get(&v->k, "advisor_max_cpu", 0));
 }
 
-static void print_rate(FILE *f, const char *name, double x, const char *meaning)
+void sp_view_print_rate(FILE *f, const char *name, double x, const char *meaning)
 {
 	if (isnan(x))
 		fprintf(f, "  %-18s %10s   %s\n", name, "-", meaning);
@@ -245,12 +253,13 @@ static void print_rates(FILE *f, const struct sp_delta *d)
 	if (!d || !d->valid)
 		return;
 	fprintf(f, "Rates (over %.1f s)\n", d->dt);
-	print_rate(f, "merged/s", d->merged_per_s, "d(pages_sharing)/dt");
-	print_rate(f, "COW breaks/s", d->cow_per_s, "d(cow_ksm)/dt from /proc/vmstat: writes that broke a merge");
-	print_rate(f, "scanned/s", d->scanned_per_s, "d(pages_scanned)/dt");
+	sp_view_print_rate(f, "merged/s", d->merged_per_s, "d(pages_sharing)/dt");
+	sp_view_print_rate(f, "COW breaks/s", d->cow_per_s,
+			   "d(cow_ksm)/dt from /proc/vmstat: writes that broke a merge");
+	sp_view_print_rate(f, "scanned/s", d->scanned_per_s, "d(pages_scanned)/dt");
 }
 
-static void print_knobs(FILE *f, const struct sp_view *v, int counters)
+void sp_view_print_knobs(FILE *f, const struct sp_view *v, int counters)
 {
 	fprintf(f, counters ? "Counters\n" : "Knobs\n");
 	for (int i = 0; i < SP_KNOB_COUNT; i++) {
@@ -297,7 +306,7 @@ void sp_view_print(FILE *f, const struct sp_view *v, const struct sp_delta *d, c
 	long long run = sp_ksm_get(&v->k, "run", -1);
 
 	if (run >= 0)
-		fprintf(f, "KSM: run=%lld, %s\n", run, run_word(run));
+		fprintf(f, "KSM: run=%lld, %s\n", run, sp_view_run_word(run));
 	else
 		fprintf(f, "KSM: run=?, %s\n",
 			v->k.invalid[sp_knob_index("run")] ? "INVALID value in run" : "no run file");
@@ -305,12 +314,12 @@ void sp_view_print(FILE *f, const struct sp_view *v, const struct sp_delta *d, c
 		fprintf(f,
 			"WARNING: %d KSM file%s hold%s no valid value: marked INVALID below, left out of the figures\n",
 			v->k.ninvalid, v->k.ninvalid == 1 ? "" : "s", v->k.ninvalid == 1 ? "s" : "");
-	print_savings(f, v);
+	sp_view_print_savings(f, v, "the kernel's figure");
 	print_ksmd(f, v, d, s);
-	print_advisor(f, v);
+	sp_view_print_advisor(f, v);
 	print_rates(f, d);
-	print_knobs(f, v, 0);
-	print_knobs(f, v, 1);
+	sp_view_print_knobs(f, v, 0);
+	sp_view_print_knobs(f, v, 1);
 	if (top_n)
 		print_procs(f, v, top_n);
 }

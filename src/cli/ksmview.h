@@ -58,6 +58,20 @@ void sp_view_print(FILE *f, const struct sp_view *v, const struct sp_delta *d, c
 struct json_object *sp_view_json(const struct sp_view *v, const struct sp_delta *d, const struct sp_scan_time *s,
 				 int top_n);
 
+/* Pieces of the report, also used for samepaged's domains (daemonview.c),
+ * whose knobs and counters fill an sp_view's k by the table's index. */
+const char *sp_view_run_word(long long run); /* "merging", ... */
+/* savings and ratios; whose: "the kernel's figure" (said of general_profit) */
+void sp_view_print_savings(FILE *f, const struct sp_view *v, const char *whose);
+void sp_view_print_advisor(FILE *f, const struct sp_view *v);
+void sp_view_print_scan_time(FILE *f, const struct sp_scan_time *s); /* the "full scan" line */
+void sp_view_print_rate(FILE *f, const char *name, double x, const char *meaning);
+/* every present knob (counters 0) or counter (1), with its help */
+void sp_view_print_knobs(FILE *f, const struct sp_view *v, int counters);
+struct json_object *sp_view_knobs_json(const struct sp_view *v, int counters);
+struct json_object *sp_view_savings_json(const struct sp_view *v);
+struct json_object *sp_view_rates_json(const struct sp_delta *d); /* NULL (JSON null) when not valid */
+
 /* Sleeps seconds (fractional). */
 void sp_sleep(double seconds);
 

@@ -28,7 +28,7 @@ static int have(const struct sp_view *v, const char *name)
 	return v->k.present[sp_knob_index(name)];
 }
 
-static struct json_object *knobs_json(const struct sp_view *v, int counters)
+struct json_object *sp_view_knobs_json(const struct sp_view *v, int counters)
 {
 	struct json_object *o = json_object_new_object();
 	char b[48];
@@ -52,7 +52,7 @@ static struct json_object *knobs_json(const struct sp_view *v, int counters)
 	return o;
 }
 
-static struct json_object *savings_json(const struct sp_view *v)
+struct json_object *sp_view_savings_json(const struct sp_view *v)
 {
 	struct json_object *o = json_object_new_object();
 	double ps = (double)v->page_size;
@@ -99,7 +99,7 @@ static struct json_object *ksmd_json(const struct sp_view *v, const struct sp_de
 	return o;
 }
 
-static struct json_object *rates_json(const struct sp_delta *d)
+struct json_object *sp_view_rates_json(const struct sp_delta *d)
 {
 	struct json_object *o;
 
@@ -145,16 +145,16 @@ struct json_object *sp_view_json(const struct sp_view *v, const struct sp_delta 
 	for (int i = 0; i < SP_KNOB_COUNT; i++)
 		if (v->k.invalid[i])
 			json_object_object_add(inv, sp_knob_table[i].name, json_object_new_string(v->k.text[i]));
-	json_object_object_add(o, "knobs", knobs_json(v, 0));
-	json_object_object_add(o, "counters", knobs_json(v, 1));
+	json_object_object_add(o, "knobs", sp_view_knobs_json(v, 0));
+	json_object_object_add(o, "counters", sp_view_knobs_json(v, 1));
 	json_object_object_add(o, "invalid", inv);
-	json_object_object_add(o, "savings", savings_json(v));
+	json_object_object_add(o, "savings", sp_view_savings_json(v));
 	json_object_object_add(o, "ksmd", ksmd_json(v, d, s));
 	json_object_object_add(o, "advisor_mode",
 			       v->k.present[am] ? json_object_new_string(sp_ksm_writable_text(&v->k, am, b, sizeof(b)))
 						: NULL);
 	json_object_object_add(o, "cow_ksm", v->cow_ksm >= 0 ? json_object_new_int64(v->cow_ksm) : NULL);
-	json_object_object_add(o, "rates", rates_json(d));
+	json_object_object_add(o, "rates", sp_view_rates_json(d));
 	json_object_object_add(o, "process_count", json_object_new_int64((long long)v->users.n));
 	json_object_object_add(o, "processes_unreadable", json_object_new_int64((long long)v->users.denied));
 	json_object_object_add(o, "processes", procs_json(v, top_n));

@@ -8,7 +8,7 @@
 
 /* integers exactly (up to 2^53, where doubles stop being exact), the rest
  * to 15 digits */
-static void value(FILE *f, double x)
+void sp_metric_value(FILE *f, double x)
 {
 	if (fabs(x) < 9007199254740992.0 && x == floor(x))
 		fprintf(f, " %.0f\n", x);
@@ -16,16 +16,16 @@ static void value(FILE *f, double x)
 		fprintf(f, " %.15g\n", x);
 }
 
-static void head(FILE *f, const char *name, const char *type, const char *help)
+void sp_metric_head(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void one(FILE *f, const char *name, const char *type, const char *help, double v)
 {
-	head(f, name, type, help);
+	sp_metric_head(f, name, type, help);
 	fputs(name, f);
-	value(f, v);
+	sp_metric_value(f, v);
 }
 
 /* a sysfs file as a metric, if this kernel has it; scale multiplies */
@@ -94,7 +94,7 @@ static void advisor(FILE *f, const struct sp_view *v)
 
 	if (!v->k.present[i])
 		return;
-	head(f, "samepage_ksm_advisor_mode", "gauge", "1 for the advisor mode in effect (advisor_mode).");
+	sp_metric_head(f, "samepage_ksm_advisor_mode", "gauge", "1 for the advisor mode in effect (advisor_mode).");
 	fprintf(f, "samepage_ksm_advisor_mode{mode=\"none\"} %d\n", v->k.val[i] == 0);
 	fprintf(f, "samepage_ksm_advisor_mode{mode=\"scan-time\"} %d\n", v->k.val[i] == 1);
 	knob(f, v, "advisor_target_scan_time", "samepage_ksm_advisor_target_scan_seconds", "gauge",
@@ -108,7 +108,7 @@ static void advisor(FILE *f, const struct sp_view *v)
 }
 
 /* a label value: valid UTF-8 (sp_text), with \\, \" and newline escaped */
-static void label(FILE *f, const char *raw)
+void sp_metric_label(FILE *f, const char *raw)
 {
 	char buf[256];
 	const char *s = sp_text(buf, sizeof(buf), raw, SP_TEXT_CONTROLS);
@@ -128,7 +128,7 @@ static void proc_series(FILE *f, const struct sp_view *v, int top_n, const char 
 	double other = 0;
 	size_t n = v->users.n;
 
-	head(f, name, "gauge", help);
+	sp_metric_head(f, name, "gauge", help);
 	for (size_t i = 0; i < n; i++) {
 		const struct sp_proc *p = &v->users.p[i];
 		double x = field == 0	? (double)p->ksm_process_profit
@@ -140,13 +140,13 @@ static void proc_series(FILE *f, const struct sp_view *v, int top_n, const char 
 			continue;
 		}
 		fprintf(f, "%s{pid=\"%d\",comm=\"", name, p->pid);
-		label(f, p->comm);
+		sp_metric_label(f, p->comm);
 		fputs("\"}", f);
-		value(f, x);
+		sp_metric_value(f, x);
 	}
 	if (n > (size_t)top_n) {
 		fprintf(f, "%s{pid=\"other\",comm=\"other\"}", name);
-		value(f, other);
+		sp_metric_value(f, other);
 	}
 }
 
@@ -166,8 +166,8 @@ static void invalid(FILE *f, const struct sp_view *v)
 {
 	if (!v->k.ninvalid)
 		return;
-	head(f, "samepage_ksm_invalid", "gauge",
-	     "1 for each KSM file whose text is not a valid value (its metric is left out).");
+	sp_metric_head(f, "samepage_ksm_invalid", "gauge",
+		       "1 for each KSM file whose text is not a valid value (its metric is left out).");
 	for (int i = 0; i < SP_KNOB_COUNT; i++)
 		if (v->k.invalid[i])
 			fprintf(f, "samepage_ksm_invalid{file=\"%s\"} 1\n", sp_knob_table[i].name);

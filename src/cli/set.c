@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/daemonview.h"
 #include "cli/textsafe.h"
 #include "kernel/ksm.h"
 
@@ -34,20 +35,31 @@ static void usage(FILE *f)
 		   "\n"
 		   "Writes knobs of the kernel's KSM (/sys/kernel/mm/ksm), in order, after checking\n"
 		   "every value against the kernel's ranges. Prints each change as old -> new.\n"
+		   "With --daemon: the knobs of samepaged's merge domains, over its control socket.\n"
 		   "\n"
 		   "Knobs:\n");
 	for (int i = 0; i < SP_KNOB_COUNT; i++)
 		if (sp_knob_table[i].type != SP_KNOB_COUNTER && (sp_knob_table[i].flags & SP_KF_KERNEL))
 			fprintf(f, "  %-36s %s\n", sp_knob_table[i].name, sp_knob_table[i].help);
+	fprintf(f, "samepaged's (--daemon) also:\n");
+	for (int i = 0; i < SP_KNOB_COUNT; i++)
+		if (sp_knob_table[i].type != SP_KNOB_COUNTER && !(sp_knob_table[i].flags & SP_KF_KERNEL))
+			fprintf(f, "  %-36s %s\n", sp_knob_table[i].name, sp_knob_table[i].help);
 	fprintf(f, "\n"
 		   "  -n, --dry-run               check and show old -> new, write nothing\n"
-		   "      --json                  JSON on stdout (on failure too: {\"error\": ...})\n" SP_ROOT_HELP
+		   "      --json                  JSON on stdout (on failure too: {\"error\": ...})\n" SP_DAEMON_HELP
+		   "                              (knobs of its domains, old -> new per domain; root\n"
+		   "                              or the daemon's admin group only)\n"
+		   "      --domain NAME           with --daemon: that domain only (default: every\n"
+		   "                              domain, and the starting value of new ones)\n" SP_ROOT_HELP
 		   "  -h, --help\n"
 		   "\n"
 		   "Example: samepage set run=2 merge_across_nodes=0 run=1\n"
-		   "Exit status: 0 ok; 1 the kernel refused a write; 2 bad usage (unknown knob, bad\n"
-		   "value: nothing written); 3 permission denied; 4 no KSM, or knob missing or sysfs\n"
-		   "read-only.\n");
+		   "         samepage set --daemon --domain user:1000 pages_to_scan=1000\n"
+		   "Exit status: 0 ok; 1 the kernel (or samepaged) refused a write, or no such\n"
+		   "domain; 2 bad usage (unknown knob, bad value: nothing written); 3 permission\n"
+		   "denied; 4 no KSM, or knob missing or sysfs read-only, or no samepaged at the\n"
+		   "socket.\n");
 }
 
 static int parse_assign(const char *arg, const struct sp_ksm *k, struct assign *a)
@@ -226,10 +238,13 @@ int sp_set_main(int argc, char **argv)
 		{"dry-run", no_argument, NULL, 'n'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
+		SP_DAEMON_OPTION,
+		{"domain", required_argument, NULL, SP_OPT_DOMAIN},
 		SP_ROOT_OPTIONS,
 		{0},
 	};
 	struct sp_roots r = {"/sys", "/proc"};
+	const char *sock = NULL, *domain = NULL;
 	int dry = 0, json = 0, c, rc;
 
 	while ((c = getopt_long(argc, argv, "+nh", opts, NULL)) != -1) {
@@ -239,6 +254,12 @@ int sp_set_main(int argc, char **argv)
 			break;
 		case 'j':
 			json = 1;
+			break;
+		case SP_OPT_DAEMON:
+			sock = sp_dview_socket(optarg);
+			break;
+		case SP_OPT_DOMAIN:
+			domain = optarg;
 			break;
 		default:
 			rc = sp_opt_common(c, optarg, &r, usage);
@@ -250,7 +271,13 @@ int sp_set_main(int argc, char **argv)
 		sp_errorf("samepage set: nothing to set: give KNOB=VALUE (samepage set --help)\n");
 		return SP_EXIT_USAGE;
 	}
+	if (domain && !sock) {
+		sp_errorf("samepage set: --domain needs --daemon (the kernel has no domains)\n");
+		return SP_EXIT_USAGE;
+	}
+	if (sock)
+		return sp_set_daemon(sock, domain, argc - optind, argv + optind, dry, json);
 	return set_all(&r, argc - optind, argv + optind, dry, json);
 }
 
-SP_COMMAND_JSON(set, "write KSM knobs, validated, showing old -> new", sp_set_main);
+SP_COMMAND_JSON(set, "write KSM knobs (or samepaged's), validated, showing old -> new", sp_set_main);

@@ -7,9 +7,11 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/daemonview.h"
 #include "cli/ksmview.h"
 #include "cli/textsafe.h"
 
@@ -19,14 +21,18 @@ static void usage(FILE *f)
 		   "\n"
 		   "Shows the kernel's KSM: knobs, counters, savings, ksmd CPU, time per full scan,\n"
 		   "the advisor, and the processes using KSM (from /proc/*/ksm_stat) by profit.\n"
+		   "With --daemon: samepaged's merge domains (their knobs, counters, savings, rates)\n"
+		   "and its clients by merging pages, read from its control socket.\n"
 		   "\n"
 		   "  -i, --interval SECONDS      sample ksmd CPU and rates over this long (default 0.5;\n"
 		   "                              0: one reading, no CPU %% or rates)\n"
-		   "  -n, --top N                 process rows (default 10; 0: none)\n"
-		   "      --json                  JSON on stdout (on failure too: {\"error\": ...})\n" SP_ROOT_HELP
+		   "  -n, --top N                 process (or client) rows (default 10; 0: none)\n"
+		   "      --json                  JSON on stdout (on failure too: {\"error\": ...})\n" SP_DAEMON_HELP
+		   "      --domain NAME           with --daemon: that domain and its clients only\n" SP_ROOT_HELP
 		   "  -h, --help\n"
 		   "\n"
-		   "Exit status: 0 ok; 1 failed; 2 bad usage; 4 no KSM in this kernel.\n");
+		   "Exit status: 0 ok; 1 failed (or no such domain); 2 bad usage; 3 not permitted to\n"
+		   "reach the socket; 4 no KSM in this kernel, or no samepaged at the socket.\n");
 }
 
 int sp_status_main(int argc, char **argv);
@@ -62,6 +68,45 @@ static int report(const struct sp_roots *r, double interval, int top_n, int json
 	return SP_EXIT_OK;
 }
 
+/* --daemon: two readings interval apart (one when 0), as for the kernel */
+static int report_daemon(const char *sock, const struct sp_roots *r, double interval, int top_n, int json,
+			 const char *only)
+{
+	struct sp_dview a, b;
+	int err = sp_dview_read(sock, r->proc, &a), rc = SP_EXIT_OK;
+
+	if (err) {
+		rc = sp_dview_unreachable("status", &a, err);
+		sp_dview_free(&a);
+		return rc;
+	}
+	if (interval > 0) {
+		sp_sleep(interval);
+		err = sp_dview_read(sock, r->proc, &b);
+		if (err) {
+			rc = sp_dview_unreachable("status", &b, err);
+			goto out;
+		}
+	} else {
+		b = a;
+		memset(&a, 0, sizeof(a));
+	}
+	if (only && !sp_dview_find(&b, only)) {
+		rc = sp_dview_no_domain("status", &b, only);
+	} else if (json) {
+		struct json_object *o = sp_dview_json(interval > 0 ? &a : NULL, &b, only, top_n);
+
+		sp_json_print(stdout, o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+		json_object_put(o);
+	} else {
+		sp_dview_print(stdout, interval > 0 ? &a : NULL, &b, only, top_n);
+	}
+out:
+	sp_dview_free(&a);
+	sp_dview_free(&b);
+	return rc;
+}
+
 int sp_status_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -69,12 +114,15 @@ int sp_status_main(int argc, char **argv)
 		{"top", required_argument, NULL, 'n'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
+		SP_DAEMON_OPTION,
+		{"domain", required_argument, NULL, SP_OPT_DOMAIN},
 		SP_ROOT_OPTIONS,
 		{0},
 	};
 	struct sp_roots r = {"/sys", "/proc"};
 	double interval = 0.5;
 	long top_n = 10;
+	const char *sock = NULL, *only = NULL;
 	int json = 0, c, rc;
 
 	while ((c = getopt_long(argc, argv, "i:n:h", opts, NULL)) != -1) {
@@ -90,19 +138,31 @@ int sp_status_main(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case SP_OPT_DAEMON:
+			sock = sp_dview_socket(optarg);
+			break;
+		case SP_OPT_DOMAIN:
+			only = optarg;
+			break;
 		default:
 			rc = sp_opt_common(c, optarg, &r, usage);
 			if (rc != SP_OPT_GO_ON)
 				return rc;
 		}
 	}
-	rc = sp_opt_no_operands(argc, argv);
+	rc = sp_dview_no_operands(argc, argv);
 	if (rc != SP_OPT_GO_ON)
 		return rc;
+	if (only && !sock) {
+		sp_errorf("samepage status: --domain needs --daemon (the kernel has no domains)\n");
+		return SP_EXIT_USAGE;
+	}
+	if (sock)
+		return report_daemon(sock, &r, interval, (int)top_n, json, only);
 	return report(&r, interval, (int)top_n, json);
 bad:
 	sp_errorf("samepage status: invalid value '%s' for -%c\n", optarg, c);
 	return SP_EXIT_USAGE;
 }
 
-SP_COMMAND_JSON(status, "the kernel's KSM: knobs, counters, savings, ksmd CPU, processes", sp_status_main);
+SP_COMMAND_JSON(status, "the kernel's KSM (or samepaged's): knobs, counters, savings, processes", sp_status_main);

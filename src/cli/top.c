@@ -20,6 +20,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/daemonview.h"
 #include "cli/ksmview.h"
 #include "cli/textsafe.h"
 
@@ -34,16 +35,20 @@ static void usage(FILE *f)
 		   "Shows the kernel's KSM live, like samepage status, with rates since the last\n"
 		   "refresh: pages merged/s, COW breaks/s (/proc/vmstat cow_ksm), scanned/s, ksmd\n"
 		   "CPU %%. Press q to quit.\n"
+		   "With --daemon: samepaged's merge domains (state, savings, pages scanned/s and\n"
+		   "merged/s, time per full scan) and its clients by merging pages.\n"
 		   "\n"
 		   "  -d, --delay SECONDS         refresh interval (default 2)\n"
 		   "  -n, --iterations N          stop after N refreshes (default: until q)\n"
 		   "  -b, --batch                 append readings instead of redrawing (default when\n"
 		   "                              stdout is not a terminal)\n"
-		   "      --top N                 process rows (default 15)\n"
-		   "      --json                  one JSON object per refresh and line (implies -b)\n" SP_ROOT_HELP
+		   "      --top N                 process (or client) rows (default 15)\n"
+		   "      --json                  one JSON object per refresh and line (implies -b)\n" SP_DAEMON_HELP
+		   "      --domain NAME           with --daemon: that domain and its clients only\n" SP_ROOT_HELP
 		   "  -h, --help\n"
 		   "\n"
-		   "Exit status: 0 ok; 1 failed; 2 bad usage; 4 no KSM in this kernel.\n");
+		   "Exit status: 0 ok; 1 failed; 2 bad usage; 3 not permitted to reach the socket;\n"
+		   "4 no KSM in this kernel, or no samepaged at the socket.\n");
 }
 
 static void tty_restore(void)
@@ -95,6 +100,7 @@ struct top_opts {
 	double delay;
 	long iterations, top_n;
 	int batch, json;
+	const char *sock, *only; /* --daemon, --domain */
 };
 
 static void show(const struct top_opts *o, const struct sp_view *prev, const struct sp_view *now)
@@ -147,6 +153,55 @@ static int loop(const struct top_opts *o)
 	return SP_EXIT_OK;
 }
 
+static void show_daemon(const struct top_opts *o, const struct sp_dview *prev, const struct sp_dview *now)
+{
+	if (o->json) {
+		struct json_object *j = sp_dview_json(prev, now, o->only, (int)o->top_n);
+
+		sp_json_print(stdout, j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		json_object_put(j);
+	} else {
+		if (!o->batch)
+			fputs("\033[H\033[2J", stdout);
+		sp_dview_print_top(stdout, prev, now, o->only, (int)o->top_n);
+		puts(o->batch ? "" : "(q quits)");
+	}
+	fflush(stdout);
+}
+
+/* --daemon: STATUS every delay; rates between consecutive readings */
+static int loop_daemon(const struct top_opts *o)
+{
+	struct sp_dview a, b;
+	int err = sp_dview_read(o->sock, o->r.proc, &a), rc = SP_EXIT_OK;
+
+	if (err) {
+		rc = sp_dview_unreachable("top", &a, err);
+		sp_dview_free(&a);
+		return rc;
+	}
+	if (!o->batch)
+		tty_setup();
+	for (long i = 0; !o->iterations || i < o->iterations; i++) {
+		if (wait_key(o->delay))
+			break;
+		err = sp_dview_read(o->sock, o->r.proc, &b);
+		if (err) {
+			tty_restore();
+			sp_json_printed = 0; /* the readings so far, then the error */
+			rc = sp_dview_unreachable("top", &b, err);
+			sp_dview_free(&b);
+			break;
+		}
+		show_daemon(o, &a, &b);
+		sp_dview_free(&a);
+		a = b;
+	}
+	sp_dview_free(&a);
+	tty_restore();
+	return rc;
+}
+
 int sp_top_main(int argc, char **argv);
 
 int sp_top_main(int argc, char **argv)
@@ -158,10 +213,12 @@ int sp_top_main(int argc, char **argv)
 		{"top", required_argument, NULL, 't'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
+		SP_DAEMON_OPTION,
+		{"domain", required_argument, NULL, SP_OPT_DOMAIN},
 		SP_ROOT_OPTIONS,
 		{0},
 	};
-	struct top_opts o = {{"/sys", "/proc"}, 2.0, 0, 15, !isatty(STDOUT_FILENO), 0};
+	struct top_opts o = {{"/sys", "/proc"}, 2.0, 0, 15, !isatty(STDOUT_FILENO), 0, NULL, NULL};
 	struct sigaction sa = {.sa_handler = on_signal};
 	int c, rc;
 
@@ -185,21 +242,31 @@ int sp_top_main(int argc, char **argv)
 		case 'j':
 			o.json = o.batch = 1;
 			break;
+		case SP_OPT_DAEMON:
+			o.sock = sp_dview_socket(optarg);
+			break;
+		case SP_OPT_DOMAIN:
+			o.only = optarg;
+			break;
 		default:
 			rc = sp_opt_common(c, optarg, &o.r, usage);
 			if (rc != SP_OPT_GO_ON)
 				return rc;
 		}
 	}
-	rc = sp_opt_no_operands(argc, argv);
+	rc = sp_dview_no_operands(argc, argv);
 	if (rc != SP_OPT_GO_ON)
 		return rc;
+	if (o.only && !o.sock) {
+		sp_errorf("samepage top: --domain needs --daemon (the kernel has no domains)\n");
+		return SP_EXIT_USAGE;
+	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	return loop(&o);
+	return o.sock ? loop_daemon(&o) : loop(&o);
 bad:
 	sp_errorf("samepage top: invalid value '%s' for %s\n", optarg, argv[optind - 1]);
 	return SP_EXIT_USAGE;
 }
 
-SP_COMMAND_JSON(top, "the kernel's KSM live, with merge and COW rates (q quits)", sp_top_main);
+SP_COMMAND_JSON(top, "the kernel's KSM (or samepaged's) live, with rates (q quits)", sp_top_main);

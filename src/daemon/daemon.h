@@ -84,6 +84,13 @@ struct sd_domain;
 
 enum { SD_PEER_LIVE, SD_PEER_STUCK, SD_PEER_GONE };
 
+#define SD_PIPELINE 256 /* remaps sent to a client before its answers are read */
+
+struct sd_pending {
+	uintptr_t addr;
+	size_t n;
+};
+
 struct sd_peer {
 	struct sp_mem mem;
 	struct sd_domain *dom;
@@ -97,7 +104,12 @@ struct sd_peer {
 	int64_t budget;
 	int dead; /* SD_PEER_*: operations fail with -ESRCH from then on */
 	uint64_t registered_bytes;
-	uint64_t rpcs, rpc_ns; /* agent calls and their time */
+	uint64_t rpcs, rpc_ns;			/* agent calls and their time */
+	struct sd_pending pending[SD_PIPELINE]; /* remaps sent, not answered (a ring) */
+	uint32_t pending_head, npending;
+	struct sd_pending failed[SD_PIPELINE]; /* remaps refused: merges to end */
+	uint32_t nfailed;
+	uint64_t remap_failures;
 };
 
 struct sd_domain {
@@ -117,6 +129,10 @@ struct sd_domain {
 	uint64_t registered_bytes;
 	uint64_t scan_cpu_ns;
 	uint64_t rpc_calls;
+	uint32_t stuck;	    /* clients that stopped answering, still attached */
+	int stuck_alive;    /* one of them left alive: deferred pages stay */
+	uint64_t *deferred; /* store pages freed meanwhile, punched when none is */
+	size_t ndeferred, deferred_cap;
 };
 
 /* Creates a domain (its store, its core; the scanner starts with its first
@@ -125,6 +141,10 @@ int sd_domain_init(struct sd_domain *d, const char *name, const struct sd_domain
 void sd_domain_destroy(struct sd_domain *d);
 int sd_domain_start(struct sd_domain *d);
 void sd_domain_kick(struct sd_domain *d);
+/* A stuck client left (lock held): store pages freed meanwhile are
+ * punched when no stuck client is left, unless one of them still lived
+ * when it left (it may map them: they are never reused then). */
+void sd_domain_unstuck(struct sd_domain *d, int alive);
 /* Writes a knob of the domain (lock held). 0 or -errno as samepage_set. */
 int sd_domain_set(struct sd_domain *d, const char *name, const char *value);
 /* "name value\n" for every knob and counter of the engine's table. */

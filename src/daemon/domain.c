@@ -51,7 +51,39 @@ static void *store_page(struct sp_host *h, uint64_t pg)
 
 static void store_free(struct sp_host *h, uint64_t pg)
 {
-	sp_store_free(&D(h)->store, pg);
+	struct sd_domain *d = D(h);
+
+	if (d->stuck) { /* a late remap may still map it (peer.c): keep it */
+		if (d->ndeferred == d->deferred_cap) {
+			size_t cap = d->deferred_cap ? d->deferred_cap * 2 : 256;
+			uint64_t *p = realloc(d->deferred, cap * sizeof(*p));
+
+			if (!p)
+				return; /* leaked until the domain goes: never reused */
+			d->deferred = p;
+			d->deferred_cap = cap;
+		}
+		d->deferred[d->ndeferred++] = pg;
+		return;
+	}
+	sp_store_free(&d->store, pg);
+}
+
+void sd_domain_unstuck(struct sd_domain *d, int alive)
+{
+	if (!d->stuck)
+		return;
+	/* a stuck client that still lives may map any of them (a remap it
+	 * did late) until it has copied its memory back: they stay, unused */
+	d->stuck_alive |= alive;
+	if (--d->stuck)
+		return;
+	for (size_t i = 0; i < d->ndeferred && !d->stuck_alive; i++)
+		sp_store_free(&d->store, d->deferred[i]);
+	d->stuck_alive = 0;
+	free(d->deferred);
+	d->deferred = NULL;
+	d->ndeferred = d->deferred_cap = 0;
 }
 
 static uint64_t now_ns(struct sp_host *h)
@@ -148,6 +180,7 @@ void sd_domain_destroy(struct sd_domain *d)
 		pthread_join(d->thread, NULL);
 	}
 	sp_core_destroy(&d->core);
+	free(d->deferred);
 	if (d->store_ro >= 0)
 		close(d->store_ro);
 	sp_store_destroy(&d->store);

@@ -57,7 +57,6 @@ struct conn {
 	int hello;
 	struct sd_domain *dom;
 	struct sd_peer *peer;
-	uint32_t regions;
 	struct conn *next, **prevp;
 };
 
@@ -183,6 +182,18 @@ static uint64_t space_bytes(struct sd_domain *d, uint32_t space)
 	return pages * SP_PAGE_SIZE;
 }
 
+/* Regions of an address space in the core now (not registrations ever
+ * made: a client that registers and unregisters in a loop must not run
+ * out of them). */
+static uint32_t space_regions(struct sd_domain *d, uint32_t space)
+{
+	uint32_t n = 0;
+
+	for (uint32_t r = 0; r < d->core.rmap.nregions; r++)
+		n += d->core.rmap.regions[r].space == space;
+	return n;
+}
+
 /* ---- connections -------------------------------------------------------- */
 
 static void detach(struct conn *c)
@@ -214,6 +225,8 @@ static void detach(struct conn *c)
 		if (p->dead != SD_PEER_GONE && space_bytes(d, p->space))
 			sp_core_pin_for_fork(&d->core);
 		sp_core_drop_space(&d->core, p->space);
+		if (p->dead == SD_PEER_STUCK)
+			sd_domain_unstuck(d, c->pidfd >= 0 && !syscall(SYS_pidfd_send_signal, c->pidfd, 0, NULL, 0));
 		d->registered_bytes -= p->registered_bytes;
 		sd_peer_destroy(p);
 		free(p);
@@ -323,6 +336,7 @@ static int on_attach(struct conn *c, const struct sp_attach *a, int *fds, int nf
 		free(p);
 		close(fds[0]);
 		close(fds[1]);
+		fds[0] = fds[1] = -1; /* (not closed again by on_message) */
 		return reply(c, err, NULL, 0, NULL, 0);
 	}
 	fds[0] = fds[1] = -1;
@@ -363,11 +377,10 @@ static int on_register(struct conn *c, const struct sp_range_msg *r, int add)
 	if (add) {
 		if (d->max_bytes && d->registered_bytes + r->len > d->max_bytes)
 			err = -EDQUOT; /* (an overlap with what is registered is counted twice) */
-		else if (c->regions >= MAX_REGIONS_PER_PEER)
+		else if (space_regions(d, p->space) >= MAX_REGIONS_PER_PEER)
 			err = -ENOMEM;
 		else
 			err = sp_core_add_range(&d->core, p->space, (uintptr_t)r->start, r->len / SP_PAGE_SIZE);
-		c->regions += !err;
 	} else {
 		err = sp_core_remove_range(&d->core, p->space, (uintptr_t)r->start, r->len / SP_PAGE_SIZE);
 	}
@@ -495,11 +508,21 @@ static int on_status(struct conn *c)
 	size_t used = 0;
 	int n;
 
+	/* Another tenant's counters are a side channel too (merges can be
+	 * timed through pages_sharing): only root and the admin group see
+	 * every domain; others their own domain and their own processes. */
+	int admin = is_admin(&c->who), conf;
+	char mine[SP_NAME_MAX] = "", why[128];
+
+	if (!admin && sd_config_place(S.cfg, &c->who, mine, sizeof(mine), &conf, why, sizeof(why)))
+		mine[0] = 0;
 	n = snprintf(buf, sizeof(buf), "daemon pid %d domains %d connections %d\n", (int)getpid(), S.ndoms, S.nconns);
 	used = n > 0 ? (size_t)n : 0;
 	for (int i = 0; i < S.ndoms && used < sizeof(buf) - 1; i++) {
 		struct sd_domain *d = S.doms[i];
 
+		if (!admin && strcmp(d->name, mine))
+			continue;
 		pthread_mutex_lock(&d->lock);
 		n = snprintf(buf + used, sizeof(buf) - used, "\ndomain %s\nclients %u\nregistered_bytes %" PRIu64 "\n",
 			     d->name, d->nclients, d->registered_bytes);
@@ -511,17 +534,21 @@ static int on_status(struct conn *c)
 	for (struct conn *k = S.conns; k && used < sizeof(buf) - 1; k = k->next) {
 		struct samepage_region_stats st;
 
-		if (!k->peer)
+		uint64_t calls, ns;
+
+		if (!k->peer || (!admin && k->who.uid != c->who.uid))
 			continue;
 		pthread_mutex_lock(&k->dom->lock);
 		sp_core_range_stats(&k->dom->core, k->peer->space, 0, 1ull << 45, &st);
+		calls = k->peer->rpcs;
+		ns = k->peer->rpc_ns;
 		pthread_mutex_unlock(&k->dom->lock);
 		n = snprintf(buf + used, sizeof(buf) - used,
 			     "\nclient %d\nuid %u\ndomain %s\nksm_rmap_items %" PRIu64 "\nksm_merging_pages %" PRIu64
 			     "\nksm_zero_pages %" PRIu64 "\nksm_process_profit %" PRId64 "\nregistered_pages %" PRIu64
-			     "\n",
+			     "\nagent_calls %" PRIu64 "\nagent_usecs %" PRIu64 "\n",
 			     (int)k->who.pid, (unsigned)k->who.uid, k->dom->name, st.rmap_items, st.merging_pages,
-			     st.zero_pages, st.profit, st.registered_pages);
+			     st.zero_pages, st.profit, st.registered_pages, calls, ns / 1000);
 		if (n > 0 && (size_t)n < sizeof(buf) - used)
 			used += (size_t)n;
 	}
@@ -618,6 +645,13 @@ static void accept_conn(void)
 	c->kind = EV_CONN;
 	c->fd = fd;
 	c->pidfd = (int)syscall(SYS_pidfd_open, c->who.pid, 0);
+	if (c->pidfd < 0) {
+		/* the process that connected is gone already: its pid names
+		 * nobody, or soon another process, and nothing would tell us */
+		free(c);
+		close(fd);
+		return;
+	}
 	c->next = S.conns;
 	c->prevp = &S.conns;
 	if (S.conns)
@@ -644,7 +678,7 @@ static int listen_on(const char *path)
 		LOG("socket path too long: %s\n", path);
 		return -ENAMETOOLONG;
 	}
-	snprintf(dir, sizeof(dir), "%s", path);
+	memcpy(dir, path, strlen(path) + 1); /* (fits: checked above) */
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = 0;

@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,9 +202,33 @@ static int64_t budget_now(struct sp_engine *e)
 	return sp_budget_left(bg);
 }
 
+/* fork(): SP_M_FORK pins the store pages that exist, and the child maps
+ * what we map when the kernel copies our address space, later: no remap
+ * may map a new store page in between (the daemon would free it, unpinned,
+ * under the child). The agent refuses them from before the pin until fork()
+ * returns; the daemon takes that as a failed merge. */
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static int forking;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_parent(void)
+{
+	pthread_mutex_lock(&fork_lock);
+	forking = 0;
+	pthread_mutex_unlock(&fork_lock);
+}
+
+static void fork_handlers(void)
+{
+	pthread_atfork(NULL, fork_parent, NULL);
+}
+
 static int serve(struct sp_engine *e, const struct sp_msg *h, const void *body, long n)
 {
-	static __thread uint64_t anon[(SP_MSG_MAX - 128) / sizeof(uint64_t)];
+	/* static, not __thread: only the agent thread serves (the buffers
+	 * here and below would otherwise be static TLS in every thread of
+	 * the program, 192 KiB carved from each thread's stack) */
+	static uint64_t anon[(SP_MSG_MAX - 128) / sizeof(uint64_t)];
 	struct sp_mem *m = &e->local.mem;
 	const struct sp_range_msg *r = body;
 	const struct sp_remap_msg *rm = body;
@@ -214,7 +239,9 @@ static int serve(struct sp_engine *e, const struct sp_msg *h, const void *body, 
 	case SP_A_REMAP:
 		if (n != sizeof(*rm))
 			return -EPROTO;
-		err = m->ops->remap(m, (uintptr_t)rm->addr, rm->npages, rm->pg, rm->joins);
+		pthread_mutex_lock(&fork_lock);
+		err = forking ? -EAGAIN : m->ops->remap(m, (uintptr_t)rm->addr, rm->npages, rm->pg, rm->joins);
+		pthread_mutex_unlock(&fork_lock);
 		break;
 	case SP_A_ZAP:
 	case SP_A_UNMERGE:
@@ -263,6 +290,55 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
+/* The daemon hung up the agent socket: it died, or gave up waiting for us
+ * (peer.c). A request still queued there is stale: the daemon has taken
+ * it back (freed its store page, thawed the pages, which may have been
+ * written since), so it must not be carried out. */
+static int hung_up(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* A call on the control connection made by the agent thread itself (when
+ * it reconnects): the daemon may need the agent before it answers (its
+ * scanner calls the agent, holding the domain, as soon as a range is
+ * registered; the server then waits for the domain to answer us), so the
+ * agent's requests are served while the answer is awaited. */
+static int call_serving(struct sp_engine *e, uint32_t type, const void *body, size_t len)
+{
+	static char buf[SP_MSG_MAX]; /* the agent thread's only */
+	struct sp_client *c = &e->client;
+	const struct sp_msg *h = (const void *)buf;
+	uint64_t deadline = sp_mono_ns() + CALL_TIMEOUT_MS * 1000000ull;
+	struct sp_reply r;
+	long n;
+
+	if (sp_wire_send(c->ctl, type, body, len, NULL, 0))
+		return -ENOTCONN;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = c->ctl, .events = POLLIN}, {.fd = c->agent, .events = POLLIN}};
+		uint64_t now = sp_mono_ns();
+
+		if (now >= deadline)
+			return -ENOTCONN;
+		if (poll(p, 2, (int)((deadline - now) / 1000000) + 1) < 0 && errno != EINTR)
+			return -ENOTCONN;
+		if (p[1].revents) {
+			n = sp_wire_recv(c->agent, buf, sizeof(buf), NULL, NULL, 0);
+			if (n < 0 || hung_up(c->agent) || serve(e, h, buf + sizeof(*h), n))
+				return -ENOTCONN;
+		} else if (p[0].revents) {
+			n = sp_wire_recv(c->ctl, buf, sizeof(buf), NULL, NULL, 0);
+			if (n < (long)sizeof(r) || h->type != SP_M_REPLY)
+				return -ENOTCONN;
+			memcpy(&r, buf + sizeof(*h), sizeof(r));
+			return r.err;
+		}
+	}
+}
+
 /* The daemon is back: plain memory again where the old store was mapped,
  * then the same HELLO and ATTACH as at the start, and every range again. */
 static int reconnect(struct sp_engine *e)
@@ -290,7 +366,7 @@ static int reconnect(struct sp_engine *e)
 		for (size_t i = 0; i < c->nranges && !err; i++) {
 			struct sp_range_msg r = {.start = c->ranges[i].start, .len = c->ranges[i].len};
 
-			err = call(c, SP_M_REGISTER, &r, sizeof(r), NULL, 0, NULL);
+			err = call_serving(e, SP_M_REGISTER, &r, sizeof(r));
 		}
 	}
 	if (err) {
@@ -310,7 +386,7 @@ static int reconnect(struct sp_engine *e)
 
 static void *agent_thread(void *arg)
 {
-	static __thread char buf[SP_MSG_MAX];
+	static char buf[SP_MSG_MAX]; /* the agent thread's only */
 	struct sp_engine *e = arg;
 	struct sp_client *c = &e->client;
 	sigset_t all;
@@ -322,7 +398,7 @@ static void *agent_thread(void *arg)
 		const struct sp_msg *h = (const void *)buf;
 		long n = c->agent >= 0 ? sp_wire_recv(c->agent, buf, sizeof(buf), NULL, NULL, -1) : -ECONNRESET;
 
-		if (n >= 0 && !serve(e, h, buf + sizeof(*h), n))
+		if (n >= 0 && !hung_up(c->agent) && !serve(e, h, buf + sizeof(*h), n))
 			continue;
 		/* the daemon is gone (or spoke nonsense: the same to us) */
 		__atomic_store_n(&c->lost, 1, __ATOMIC_RELEASE);
@@ -378,6 +454,7 @@ int sp_client_start(struct sp_engine *e)
 		goto fail_local;
 	}
 	pthread_detach(c->thread);
+	pthread_once(&fork_once, fork_handlers);
 	c->thread_running = 1;
 	c->attached = 1;
 	return 0;
@@ -527,12 +604,18 @@ int sp_client_set(struct sp_engine *e, const char *name, const char *value)
 
 void sp_client_fork_prepare(struct sp_engine *e)
 {
-	if (e->client.attached)
-		call(&e->client, SP_M_FORK, NULL, 0, NULL, 0, NULL);
+	if (!e->client.attached)
+		return;
+	pthread_mutex_lock(&fork_lock); /* a remap under way ends first */
+	forking = 1;
+	pthread_mutex_unlock(&fork_lock);
+	call(&e->client, SP_M_FORK, NULL, 0, NULL, 0, NULL);
 }
 
 void sp_client_fork_child(struct sp_client *c)
 {
+	pthread_mutex_init(&fork_lock, NULL); /* (the agent may have held it) */
+	forking = 0;
 	if (c->ctl >= 0)
 		close(c->ctl);
 	if (c->agent >= 0)

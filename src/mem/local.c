@@ -116,39 +116,82 @@ static int vma_query(int *fd, uintptr_t addr, int *prot, uintptr_t *end)
 	return *fd < 0 || errno == ENOTTY || errno == EINVAL ? -ENOTTY : -errno;
 }
 
-static int vma_at(struct sp_local *l, uintptr_t addr, int *prot, uintptr_t *end)
-{
-	struct sp_maps_line v;
-	int err = vma_query(&l->maps_fd, addr, prot, end);
+#define SP_PROCMAP_COVERING_OR_NEXT 0x10
+#define SP_PROCMAP_SHARED	    0x08
 
-	if (err != -ENOTTY)
-		return err;
-	err = sp_maps_find(addr, &v);
-	if (!err) {
-		*prot = v.prot;
-		*end = v.end;
-	}
-	return err;
+static uint64_t store_ino(struct sp_local *l)
+{
+	struct stat st;
+
+	return l->store.fd >= 0 && !fstat(l->store.fd, &st) ? (uint64_t)st.st_ino : 0;
 }
 
-/* Bytes from addr (up to len) mapped with one protection, which goes to
- * *prot: the application may have mprotect()ed registered memory, and a
- * remap or restore must keep what it chose. 0 or -errno. */
-static int same_prot(struct sp_local *l, uintptr_t addr, size_t len, int *prot, size_t *span)
+/* The mapping covering addr, or the next one (*start > addr: a hole
+ * before it), with its protection. Returns 1 when the engine may remap or
+ * restore it: private anonymous memory, or a private mapping of its store;
+ * 0 for anything else, -ENOENT when nothing is mapped at or after addr, or
+ * -errno. Registered memory can only hold something else if the
+ * application unmapped it behind the engine's back (against the contract;
+ * glibc's own munmap of a freed block, which LD_PRELOAD cannot see, under
+ * libsamepage-preload.so) and mapped a file or shared memory there: that
+ * is never replaced by a store page, nor copied over. */
+static int vma_ours(struct sp_local *l, uintptr_t addr, uintptr_t *start, uintptr_t *end, int *prot)
 {
-	uintptr_t a = addr, end = 0;
-	int p = 0, err;
+	struct sp_procmap_query q = {.size = sizeof(q), .query_flags = SP_PROCMAP_COVERING_OR_NEXT, .query_addr = addr};
+	struct sp_maps_line v;
+	int err;
 
-	err = vma_at(l, a, prot, &end);
-	while (!err && end < addr + len) {
-		a = end;
-		err = vma_at(l, a, &p, &end);
-		if (!err && p != *prot)
-			break;
+	if (l->maps_fd < 0)
+		l->maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (l->maps_fd >= 0 && !ioctl(l->maps_fd, SP_PROCMAP_QUERY, &q)) {
+		*start = (uintptr_t)q.vma_start;
+		*end = (uintptr_t)q.vma_end;
+		*prot = (q.vma_flags & 1 ? PROT_READ : 0) | (q.vma_flags & 2 ? PROT_WRITE : 0) |
+			(q.vma_flags & 4 ? PROT_EXEC : 0);
+		return !(q.vma_flags & SP_PROCMAP_SHARED) && (!q.inode || q.inode == store_ino(l));
+	}
+	if (l->maps_fd >= 0 && errno != ENOTTY && errno != EINVAL)
+		return -errno; /* ENOENT: nothing at or after addr */
+	err = sp_maps_find(addr, &v);
+	if (err == -ENOMEM) { /* a hole, skipped a page at a time */
+		*start = *end = addr + PAGE;
+		*prot = 0;
+		return 0;
 	}
 	if (err)
 		return err;
-	*span = (end < addr + len ? end : addr + len) - addr;
+	*start = v.start;
+	*end = v.end;
+	*prot = v.prot;
+	return v.private && (!v.inode || v.inode == store_ino(l));
+}
+
+/* From addr (up to len): *ours = 1 and the bytes the engine may touch with
+ * one protection, which goes to *prot (the application may have
+ * mprotect()ed registered memory, and a remap or restore must keep what it
+ * chose); or *ours = 0 and the bytes to leave alone (a hole, or a mapping
+ * that is not the engine's). 0 or -errno. */
+static int ours_span(struct sp_local *l, uintptr_t addr, size_t len, int *ours, int *prot, size_t *span)
+{
+	uintptr_t end = addr + len, s, e, s2, e2;
+	int r = vma_ours(l, addr, &s, &e, prot), p;
+
+	*ours = 0;
+	if (r == -ENOENT) {
+		*span = len;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (s > addr || !r) {
+		e = s > addr ? s : e;
+		*span = (e < end ? e : end) - addr;
+		return 0;
+	}
+	*ours = 1;
+	while (e < end && vma_ours(l, e, &s2, &e2, &p) == 1 && s2 == e && p == *prot)
+		e = e2;
+	*span = (e < end ? e : end) - addr;
 	return 0;
 }
 
@@ -450,17 +493,19 @@ static int local_remap(struct sp_mem *b, uintptr_t addr, size_t n, uint64_t pg, 
 {
 	struct sp_local *l = L(b);
 	size_t span;
-	int prot, err;
+	int prot, ours, err;
 	void *p;
 
-	err = same_prot(l, addr, n * PAGE, &prot, &span);
-	if (err)
-		return err;
-	if (span < n * PAGE)
-		return -EAGAIN; /* protections differ within the run */
 	/* under the events lock, so that no MADV_DONTNEED event is read
-	 * between the check and the remap (see the top) */
+	 * between the check and the remap (see the top), nor a protection
+	 * change made under it (libsamepage-preload.so's mprotect) */
 	pthread_mutex_lock(&l->ev.lock);
+	err = ours_span(l, addr, n * PAGE, &ours, &prot, &span);
+	if (err || !ours || span < n * PAGE) {
+		pthread_mutex_unlock(&l->ev.lock);
+		/* not anonymous memory any more; protections differ */
+		return err ? err : !ours ? -EINVAL : -EAGAIN;
+	}
 	if (removed_overlap(l, addr, addr + n * PAGE, 0)) {
 		pthread_mutex_unlock(&l->ev.lock);
 		return -EAGAIN; /* dropped lately: not merged before it retires */
@@ -518,21 +563,33 @@ static int local_zap(struct sp_mem *b, uintptr_t addr, size_t n)
 {
 	struct sp_local *l = L(b);
 	size_t span;
-	int prot, err;
+	int prot, ours, err;
 
-	err = same_prot(l, addr, n * PAGE, &prot, &span);
+	pthread_mutex_lock(&l->ev.lock); /* (protection changes: see local_remap) */
+	err = ours_span(l, addr, n * PAGE, &ours, &prot, &span);
+	if (!err && (!ours || span < n * PAGE))
+		err = !ours ? -EINVAL : -EAGAIN; /* not anonymous any more; protections differ */
+	if (!err && mmap((void *)addr, n * PAGE, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		err = -errno; /* the old mapping stays, still frozen: the caller thaws */
+	pthread_mutex_unlock(&l->ev.lock);
 	if (err)
 		return err;
-	if (span < n * PAGE)
-		return -EAGAIN; /* protections differ within the run */
-	if (mmap((void *)addr, n * PAGE, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
-		return -errno; /* the old mapping stays, still frozen: the caller thaws */
-	l->budget.added += 2;  /* until the kernel merges it with its neighbours */
+	l->budget.added += 2; /* until the kernel merges it with its neighbours */
 	/* registered again, so the kernel can merge it with its neighbours
 	 * (same userfaultfd context) and it can be frozen later */
 	sp_uffd_register(&l->uffd, addr, n * PAGE);
 	sp_uffd_wake(&l->uffd, addr, n * PAGE);
 	return 0;
+}
+
+/* [addr, addr + len) is still the engine's, with protection prot. Events
+ * lock held. */
+static int prot_still(struct sp_local *l, uintptr_t addr, size_t len, int prot)
+{
+	size_t span;
+	int ours, p;
+
+	return !ours_span(l, addr, len, &ours, &p, &span) && ours && span == len && p == prot;
 }
 
 /* Freeze, copy into a fresh anonymous mapping, move it over the run in one
@@ -576,9 +633,12 @@ static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n, int prot)
 			return err;
 		}
 		/* A MADV_DONTNEED read since the copy may zap the old pages
-		 * after it: copy again (under the events lock, as a remap). */
+		 * after it: copy again (under the events lock, as a remap).
+		 * A protection changed since it was read: start again. */
 		pthread_mutex_lock(&l->ev.lock);
-		if (!removed_overlap(l, addr, addr + len, seq)) {
+		if (!prot_still(l, addr, len, prot)) {
+			err = -EAGAIN;
+		} else if (!removed_overlap(l, addr, addr + len, seq)) {
 			moved = mremap(scratch, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)addr);
 			err = moved == MAP_FAILED ? -errno : 0;
 		}
@@ -597,23 +657,36 @@ static int restore_chunk(struct sp_local *l, uintptr_t addr, size_t n, int prot)
 	return 0;
 }
 
-static int local_restore(struct sp_mem *b, uintptr_t addr, size_t n)
+/* Holes and mappings that are not the engine's are skipped (see vma_ours):
+ * what is left of the range there is forgotten, not copied over. With
+ * again, each restored span is registered again (run=2). */
+static int restore_walk(struct sp_local *l, uintptr_t addr, size_t n, int again)
 {
 	while (n) {
 		size_t k = n < RESTORE_CHUNK ? n : RESTORE_CHUNK, span;
-		int prot, err = same_prot(L(b), addr, k * PAGE, &prot, &span);
+		int prot, ours, err = ours_span(l, addr, k * PAGE, &ours, &prot, &span);
 
 		if (err)
 			return err;
 		k = span / PAGE;
-		err = restore_chunk(L(b), addr, k, prot);
-
-		if (err)
-			return err;
+		if (ours) {
+			err = restore_chunk(l, addr, k, prot);
+			if (err == -EAGAIN)
+				continue; /* its protection changed meanwhile: again */
+			if (!err && again)
+				err = sp_uffd_register(&l->uffd, addr, k * PAGE);
+			if (err)
+				return err;
+		}
 		addr += k * PAGE;
 		n -= k;
 	}
 	return 0;
+}
+
+static int local_restore(struct sp_mem *b, uintptr_t addr, size_t n)
+{
+	return restore_walk(L(b), addr, n, 0);
 }
 
 /* run=2: the same as unregistering (plain anonymous memory, content kept,
@@ -623,11 +696,7 @@ static int local_restore(struct sp_mem *b, uintptr_t addr, size_t n)
  * the store page back). */
 static int local_unmerge(struct sp_mem *b, uintptr_t addr, size_t n)
 {
-	int err = local_restore(b, addr, n);
-
-	if (!err)
-		err = sp_uffd_register(&L(b)->uffd, addr, n * PAGE);
-	return err;
+	return restore_walk(L(b), addr, n, 1);
 }
 
 static int local_store_alloc(struct sp_host *h, size_t n, int nid, uint64_t *pg)

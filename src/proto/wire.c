@@ -9,11 +9,31 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "proto/wire.h"
 
 #define MAX_FDS 4
+
+int sp_wire_connect(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd, err;
+
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
 
 int sp_wire_send(int fd, uint32_t type, const void *body, size_t len, const int *fds, int nfds)
 {

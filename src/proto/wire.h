@@ -99,6 +99,9 @@ struct sp_knob_msg {
 	char domain[SP_NAME_MAX]; /* SP_M_SET from the command: "" all domains */
 };
 
+/* Connects to a samepaged socket (SOCK_SEQPACKET, close-on-exec): the
+ * descriptor, or -errno (-ENAMETOOLONG, -ENOENT, -ECONNREFUSED, ...). */
+int sp_wire_connect(const char *path);
 /* Sends one message with up to 4 descriptors. 0 or -errno. */
 int sp_wire_send(int fd, uint32_t type, const void *body, size_t len, const int *fds, int nfds);
 /* Receives one message into buf (cap bytes, header included), waiting at
