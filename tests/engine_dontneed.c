@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -204,6 +205,8 @@ static void fill_tmpl(void *p, unsigned t)
 		memset(p, 0, TPAGE);
 }
 
+static const uint8_t zero_page[TPAGE];
+
 static void *stress_worker(void *arg)
 {
 	uint64_t s = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ull + 1;
@@ -231,8 +234,10 @@ static void *stress_worker(void *arg)
 		if (op < 2) { /* drop */
 			if (et_file_pages(smem + i * TPAGE, 1) == 1)
 				atomic_fetch_add(&sdrops_merged, 1);
-			if (madvise(smem + i * TPAGE, TPAGE, MADV_DONTNEED))
+			if (madvise(smem + i * TPAGE, TPAGE, MADV_DONTNEED)) {
+				fprintf(stderr, "  page %zu: MADV_DONTNEED failed: %s\n", i, strerror(errno));
 				atomic_fetch_add(&smismatch, 1);
+			}
 			memset(sshadow + i * TPAGE, 0, TPAGE);
 			atomic_fetch_add(&sdrops, 1);
 		} else if (op < 4) { /* whole page: one of the templates */
@@ -249,8 +254,20 @@ static void *stress_worker(void *arg)
 		} else { /* read */
 			atomic_fetch_add(&sreads, 1);
 		}
-		if (memcmp(smem + i * TPAGE, sshadow + i * TPAGE, TPAGE))
+		if (memcmp(smem + i * TPAGE, sshadow + i * TPAGE, TPAGE)) {
+			size_t off = 0;
+
+			while (off < TPAGE && smem[i * TPAGE + off] == (char)sshadow[i * TPAGE + off])
+				off++;
+			/* what went wrong, for whoever has to find out why */
+			fprintf(stderr,
+				"  page %zu after op %u: byte %zu reads %#x, expected %#x; maps a store page: %zu; "
+				"all zero: %d\n",
+				i, op, off, (unsigned)(uint8_t)smem[i * TPAGE + off],
+				(unsigned)sshadow[i * TPAGE + off], et_file_pages(smem + i * TPAGE, 1),
+				!memcmp(smem + i * TPAGE, zero_page, TPAGE));
 			atomic_fetch_add(&smismatch, 1);
+		}
 		pthread_mutex_unlock(&slocks[i]);
 		if (atomic_fetch_add(&sops, 1) % 16 == 0)
 			usleep(100); /* leave the (nice 5) scanner some CPU */
