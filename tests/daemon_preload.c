@@ -318,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_fork_exec),
 	};
 
+	PT_SKIP_IF_SANITIZED();
 	if (geteuid()) {
 		printf("daemon tests need root (the daemon reads other processes' memory)\n");
 		return 77;

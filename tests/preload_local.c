@@ -202,5 +202,6 @@ int main(void)
 		cmocka_unit_test(test_run_no_daemon),
 	};
 
+	PT_SKIP_IF_SANITIZED();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -157,4 +157,18 @@ static inline int pt_lines(const char *text)
 	return n;
 }
 
+/* A sanitizer build's preload library needs the sanitizer runtime loaded
+ * first, which the uninstrumented programs it is preloaded into do not
+ * have: those tests run on the plain builds only. */
+#ifdef SP_SANITIZED
+#define PT_SKIP_IF_SANITIZED()                                                                                      \
+	do {                                                                                                        \
+		printf("the preload library of a sanitizer build cannot be loaded into an uninstrumented program: " \
+		       "skipped (run on the plain build)\n");                                                       \
+		return 77;                                                                                          \
+	} while (0)
+#else
+#define PT_SKIP_IF_SANITIZED() ((void)0)
+#endif
+
 #endif
