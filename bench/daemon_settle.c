@@ -236,7 +236,7 @@ static void run_side(int engine, struct result *r)
 	while ((sp_mono_s() - t0) * 1000 < TIMEOUT_MS) {
 		snap(engine, &s);
 		if (s.scans == prev.scans) {
-			usleep(2000); /* polling counters, with a deadline */
+			usleep(20000); /* polling counters, with a deadline (STATUS costs the daemon CPU) */
 			continue;
 		}
 		if (verbose)
@@ -287,9 +287,10 @@ static void row(const char *who, const struct result *r)
 	       r->saved_mib, r->idle_client_cpu_s, r->bytes_per_page, r->ok ? "" : "  (FAILED)");
 }
 
+static char dir[] = "/tmp/samepaged-bench.XXXXXX";
+
 static void start_daemon(const char *exe)
 {
-	char dir[] = "/tmp/samepaged-bench.XXXXXX";
 
 	if (!mkdtemp(dir))
 		exit(1);
@@ -349,6 +350,8 @@ int main(int argc, char **argv)
 	run_side(1, &e);
 	kill(daemon_pid, SIGTERM);
 	waitpid(daemon_pid, NULL, 0);
+	unlink(sock); /* (the daemon removes it on SIGTERM; a crash would not) */
+	rmdir(dir);
 
 	printf("\n%-10s %9s %8s %13s %11s %9s %8s\n", "side", "settle_s", "cpu_s", "client_cpu_s", "saved_MiB",
 	       "idle_cpu", "B/page");

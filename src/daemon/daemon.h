@@ -129,6 +129,7 @@ struct sd_domain {
 	uint64_t registered_bytes;
 	uint64_t scan_cpu_ns;
 	uint64_t rpc_calls;
+	int waiters;	    /* the server thread waits for the lock (sd_domain_lock) */
 	uint32_t stuck;	    /* clients that stopped answering, still attached */
 	int stuck_alive;    /* one of them left alive: deferred pages stay */
 	uint64_t *deferred; /* store pages freed meanwhile, punched when none is */
@@ -141,6 +142,9 @@ int sd_domain_init(struct sd_domain *d, const char *name, const struct sd_domain
 void sd_domain_destroy(struct sd_domain *d);
 int sd_domain_start(struct sd_domain *d);
 void sd_domain_kick(struct sd_domain *d);
+/* The server thread's way to take the lock: counted, so that a scanner
+ * that never sleeps (sleep_millisecs=0) lets it in between slices. */
+void sd_domain_lock(struct sd_domain *d);
 /* A stuck client left (lock held): store pages freed meanwhile are
  * punched when no stuck client is left, unless one of them still lived
  * when it left (it may map them: they are never reused then). */

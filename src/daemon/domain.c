@@ -201,6 +201,27 @@ static void sleep_ms(struct sd_domain *d, uint32_t ms)
 	pthread_cond_timedwait(&d->wake, &d->lock, &ts);
 }
 
+void sd_domain_lock(struct sd_domain *d)
+{
+	__atomic_add_fetch(&d->waiters, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&d->lock);
+	__atomic_sub_fetch(&d->waiters, 1, __ATOMIC_RELAXED);
+}
+
+/* Between slices: a mutex is not fair, and a scanner that only yielded
+ * would take it back before the woken server thread runs (a client's
+ * REGISTER or STATUS would wait for the whole settle). */
+static void let_others_in(struct sd_domain *d)
+{
+	pthread_mutex_unlock(&d->lock);
+	for (int n = 0; n < 1000; n++) {
+		sched_yield();
+		if (!__atomic_load_n(&d->waiters, __ATOMIC_RELAXED))
+			break;
+	}
+	pthread_mutex_lock(&d->lock);
+}
+
 static void events(struct sd_domain *d)
 {
 	struct sp_core *c = &d->core;
@@ -242,18 +263,14 @@ static void *scanner(void *arg)
 			left = 0;
 		c->recount_wanted = 0; /* clients count their own mappings */
 		if (left && got) {
-			pthread_mutex_unlock(&d->lock);
-			sched_yield();
-			pthread_mutex_lock(&d->lock);
+			let_others_in(d);
 			continue;
 		}
 		left = 0;
 		if (c->knobs.sleep_millisecs) {
 			sleep_ms(d, c->knobs.sleep_millisecs);
 		} else {
-			pthread_mutex_unlock(&d->lock);
-			sched_yield();
-			pthread_mutex_lock(&d->lock);
+			let_others_in(d);
 		}
 	}
 	pthread_mutex_unlock(&d->lock);

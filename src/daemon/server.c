@@ -202,7 +202,7 @@ static void detach(struct conn *c)
 
 	if (!d)
 		return;
-	pthread_mutex_lock(&d->lock);
+	sd_domain_lock(d);
 	if (c->peer) {
 		struct sd_peer *p = c->peer;
 
@@ -273,7 +273,7 @@ static int on_hello(struct conn *c, const struct sp_hello *h)
 	if (!err)
 		err = get_domain(ok.domain, conf, &c->dom);
 	if (!err) {
-		pthread_mutex_lock(&c->dom->lock);
+		sd_domain_lock(c->dom);
 		if (c->dom->max_clients && c->dom->nclients >= c->dom->max_clients) {
 			snprintf(why, sizeof(why), "domain %s has its maximum of %u clients", c->dom->name,
 				 c->dom->max_clients);
@@ -340,7 +340,7 @@ static int on_attach(struct conn *c, const struct sp_attach *a, int *fds, int nf
 		return reply(c, err, NULL, 0, NULL, 0);
 	}
 	fds[0] = fds[1] = -1;
-	pthread_mutex_lock(&d->lock);
+	sd_domain_lock(d);
 	err = sp_core_add_space(&d->core, &p->mem);
 	if (err >= 0) {
 		p->space = (uint32_t)err;
@@ -372,7 +372,7 @@ static int on_register(struct conn *c, const struct sp_range_msg *r, int add)
 		return -EPROTO;
 	if (!range_ok(r))
 		return reply(c, -EINVAL, NULL, 0, NULL, 0);
-	pthread_mutex_lock(&d->lock);
+	sd_domain_lock(d);
 	before = space_bytes(d, p->space);
 	if (add) {
 		if (d->max_bytes && d->registered_bytes + r->len > d->max_bytes)
@@ -400,7 +400,7 @@ static int on_region_stats(struct conn *c, const struct sp_range_msg *r)
 		return -EPROTO;
 	if (r->start & (SP_PAGE_SIZE - 1) || r->start + r->len < r->start)
 		return reply(c, -EINVAL, NULL, 0, NULL, 0);
-	pthread_mutex_lock(&c->dom->lock);
+	sd_domain_lock(c->dom);
 	sp_core_range_stats(&c->dom->core, c->peer->space, (uintptr_t)r->start, r->len / SP_PAGE_SIZE, &st);
 	pthread_mutex_unlock(&c->dom->lock);
 	return reply(c, 0, &st, sizeof(st), NULL, 0);
@@ -418,7 +418,7 @@ static int on_stats(struct conn *c)
 
 	if (!c->dom)
 		return -EPROTO;
-	pthread_mutex_lock(&c->dom->lock);
+	sd_domain_lock(c->dom);
 	domain_stats(c->dom, &st);
 	pthread_mutex_unlock(&c->dom->lock);
 	return reply(c, 0, &st, sizeof(st), NULL, 0);
@@ -452,7 +452,7 @@ static int on_get(struct conn *c, struct sp_knob_msg *m)
 
 	if (!c->dom)
 		return -EPROTO;
-	pthread_mutex_lock(&c->dom->lock);
+	sd_domain_lock(c->dom);
 	knob_text(c->dom, m->name, out, sizeof(out), &err);
 	pthread_mutex_unlock(&c->dom->lock);
 	return reply(c, err, out, strlen(out) + 1, NULL, 0);
@@ -462,7 +462,7 @@ static int set_one(struct sd_domain *d, const char *name, const char *value)
 {
 	int err;
 
-	pthread_mutex_lock(&d->lock);
+	sd_domain_lock(d);
 	err = sd_domain_set(d, name, value);
 	pthread_mutex_unlock(&d->lock);
 	return err;
@@ -523,7 +523,7 @@ static int on_status(struct conn *c)
 
 		if (!admin && strcmp(d->name, mine))
 			continue;
-		pthread_mutex_lock(&d->lock);
+		sd_domain_lock(d);
 		n = snprintf(buf + used, sizeof(buf) - used, "\ndomain %s\nclients %u\nregistered_bytes %" PRIu64 "\n",
 			     d->name, d->nclients, d->registered_bytes);
 		if (n > 0 && (size_t)n < sizeof(buf) - used)
@@ -538,7 +538,7 @@ static int on_status(struct conn *c)
 
 		if (!k->peer || (!admin && k->who.uid != c->who.uid))
 			continue;
-		pthread_mutex_lock(&k->dom->lock);
+		sd_domain_lock(k->dom);
 		sp_core_range_stats(&k->dom->core, k->peer->space, 0, 1ull << 45, &st);
 		calls = k->peer->rpcs;
 		ns = k->peer->rpc_ns;
@@ -559,7 +559,7 @@ static int on_fork(struct conn *c)
 {
 	if (!c->dom)
 		return -EPROTO;
-	pthread_mutex_lock(&c->dom->lock);
+	sd_domain_lock(c->dom);
 	sp_core_pin_for_fork(&c->dom->core);
 	pthread_mutex_unlock(&c->dom->lock);
 	return reply(c, 0, NULL, 0, NULL, 0);
