@@ -29,6 +29,13 @@ expect 2 "rate-limit" -- --pid 1 --rate-limit 0
 expect 1 "no such process" -- --pid 4194303
 expect 1 "kernel thread" -- --pid 2
 expect 1 "no process named" -- --comm no-such-command-xyz
+# --domains: samepaged's config, named and absent or wrong: bad usage, with
+# the file and line (tests/cli_estimate_domains.c checks the figures)
+conf=$(mktemp)
+printf '[domain a]\nusers = 0\nmax_page_sharing = 1\n' >"$conf"
+expect 2 "$conf:3: max_page_sharing: invalid value" -- --pid 1 --domains="$conf"
+expect 2 "no-such-dir/samepaged.conf: No such file or directory" -- --pid 1 --domains=/no-such-dir/samepaged.conf
+rm -f "$conf"
 
 # a process of our own: complete, JSON parses
 sleep 30 &

@@ -27,6 +27,7 @@
 #include "cli/ksmview.h"
 #include "cli/textsafe.h"
 #include "core/hash.h"
+#include "daemon/daemon.h"
 #include "kernel/host.h"
 #include "kernel/procs.h"
 #include "util/clock.h"
@@ -57,6 +58,13 @@ static void usage(FILE *f)
 		   "      --samples N             read N times; pages whose content changed are\n"
 		   "                              volatile and not counted (default 1)\n"
 		   "      --interval SECONDS      time between samples (default 5)\n"
+		   "\n"
+		   "Merge domains of samepaged:\n"
+		   "      --domains[=CONFIG]      also what samepaged would save: pages merge only\n"
+		   "                              inside the merge domain each target would be put\n"
+		   "                              in by CONFIG (default " SD_DEFAULT_CONFIG ";\n"
+		   "                              absent: one domain per user), with the domain's\n"
+		   "                              own knobs; per domain, next to the host-wide KSM\n"
 		   "\n"
 		   "Reading:\n"
 		   "      --rate-limit MB/S       read at most this many megabytes (10^6) per second\n"
@@ -176,6 +184,7 @@ enum {
 	OPT_TOP,
 	OPT_PROGRESS,
 	OPT_NO_PROGRESS,
+	OPT_DOMAINS,
 };
 
 static const struct option longopts[] = {
@@ -195,6 +204,7 @@ static const struct option longopts[] = {
 	{"top", required_argument, NULL, OPT_TOP},
 	{"progress", no_argument, NULL, OPT_PROGRESS},
 	{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+	{"domains", optional_argument, NULL, OPT_DOMAINS},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -319,6 +329,12 @@ static int parse(int argc, char **argv, struct est *e, struct targets *t)
 		case OPT_NO_PROGRESS:
 			e->o.progress = 0;
 			break;
+		case OPT_DOMAINS:
+			if (optarg && !*optarg)
+				return bad("--domains (a file)", optarg);
+			e->o.domains = optarg ? optarg : SD_DEFAULT_CONFIG;
+			e->o.domains_named = optarg != NULL;
+			break;
 		default:
 			rc = sp_opt_common(c, optarg, NULL, usage);
 			if (rc != SP_OPT_GO_ON)
@@ -394,18 +410,23 @@ static int run(int argc, char **argv)
 	memset(&t, 0, sizeof(t));
 	read_host(&e.host);
 	st = parse(argc, argv, &e, &t);
+	if (st < 0 && e.o.domains)
+		st = est_domains_load(&e);
 	if (st < 0)
 		st = build_procs(&e, &t);
 	sp_pids_free(&t.pids);
 	sp_pids_free(&t.found);
+	e.numa = !e.o.merge_across_nodes && e.host.numa_nodes > 1;
+	if (st < 0 && e.o.domains)
+		st = est_domains_place(&e);
 	if (st >= 0) {
+		est_domains_free(&e);
 		free(e.procs);
 		return st;
 	}
 	if (e.o.low_priority)
 		low_priority();
 	e.zero_hash = sp_hash_zero();
-	e.numa = !e.o.merge_across_nodes && e.host.numa_nodes > 1;
 	t0 = ((double)sp_clock_ns(CLOCK_MONOTONIC) / 1e9);
 	c0 = ((double)sp_clock_ns(CLOCK_PROCESS_CPUTIME_ID) / 1e9);
 	for (e.sample = 0; e.sample < e.o.samples; e.sample++) {
@@ -422,6 +443,14 @@ static int run(int argc, char **argv)
 	if (est_add_ksm_zero(&e))
 		sp_errorf("samepage estimate: out of memory: already merged zero pages left out\n");
 	e.scan_seconds = ((double)sp_clock_ns(CLOCK_MONOTONIC) / 1e9) - t0 - (e.o.samples - 1) * e.o.interval;
+	if (e.o.domains && est_domains_model(&e)) {
+		sp_errorf("samepage estimate: out of memory for the model per domain\n");
+		est_domains_free(&e);
+		free(e.pg);
+		free(e.vmas);
+		free(e.procs);
+		return SP_EXIT_FAIL;
+	}
 	est_model(&e);
 	e.cpu_seconds = ((double)sp_clock_ns(CLOCK_PROCESS_CPUTIME_ID) / 1e9) - c0;
 
@@ -459,6 +488,7 @@ static int run(int argc, char **argv)
 			est_print(&e, partial);
 		ret = partial ? SP_EXIT_PARTIAL : SP_EXIT_OK;
 	}
+	est_domains_free(&e);
 	free(e.pair);
 	free(e.pg);
 	free(e.vmas);

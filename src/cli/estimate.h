@@ -5,6 +5,8 @@
  *   estimate.c         options, targets, the run, exit statuses
  *   estimate_scan.c    reading target memory into per-page records
  *   estimate_report.c  the model's outcome per VMA and process, summary, JSON
+ *   estimate_domains.c --domains: samepaged's merge domains, the model per
+ *                      domain and its report
  *
  * One record (struct sp_model_page, 16 bytes) per scanned page is all that
  * grows with the size of the targets.
@@ -47,7 +49,9 @@ struct est_proc {
 	int err;     /* errno of the failure                      */
 	uint64_t pages, volatile_pages, zero, ksm, vanished;
 	double saving;
-	uint64_t vmas; /* VMAs the kernel would scan                */
+	uint64_t vmas;	  /* VMAs the kernel would scan                */
+	int domain;	  /* --domains: index into est.doms, -1 not admitted */
+	char refused[96]; /* --domains: why samepaged would refuse it     */
 };
 
 struct est_opts {
@@ -63,7 +67,24 @@ struct est_opts {
 	int progress; /* -1 auto */
 	int top;
 	int low_priority;
+	const char *domains; /* --domains: samepaged's config file, NULL: not asked */
+	int domains_named;   /* the file was named: it must exist            */
 };
+
+/* --domains: one merge domain of samepaged and its model's outcome */
+struct est_domain {
+	char name[64]; /* a configured domain's, or "user:<uid>"       */
+	int conf;      /* index into the config, -1: a per-user domain */
+	struct sp_model_knobs kn;
+	int merge_across_nodes;
+	int knobs_set;	  /* the config sets one of the model's knobs   */
+	uint32_t nprocs;  /* targets placed in it                       */
+	uint64_t records; /* their records (pages modelled)             */
+	uint64_t volatile_pages;
+	struct sp_model_result res;
+};
+
+struct sd_config;
 
 /* the host's KSM knobs (-1: unknown) */
 struct est_host {
@@ -100,6 +121,13 @@ struct est {
 	uint64_t zero_pages;	 /* all-zero pages scanned, outside THPs */
 	uint64_t thp_zero_pages; /* all-zero subpages of THPs scanned    */
 	uint64_t *pair;		 /* nprocs x nprocs identical pages, or NULL */
+	/* --domains */
+	struct sd_config *cfg;
+	int cfg_missing; /* the default file is absent: built-in defaults */
+	struct est_domain *doms;
+	uint32_t ndoms;
+	int keep_nodes;	 /* keys without the node, which is in nodes[]:  */
+	uint16_t *nodes; /* a domain's merge_across_nodes differs       */
 };
 
 /* estimate_scan.c: the model's knobs */
@@ -111,6 +139,18 @@ int est_scan(struct est *e);
 void est_drop_volatile(struct est *e);
 /* records for pages KSM already mapped to the zero page (ksm_stat) */
 int est_add_ksm_zero(struct est *e);
+
+/* estimate_domains.c: reads the config (NULL path: the default file).
+ * -1 to go on, or an exit status (the message printed). */
+int est_domains_load(struct est *e);
+/* puts each target in its domain: -1 to go on, or an exit status */
+int est_domains_place(struct est *e);
+/* the model per domain; before est_model. 0 or -ENOMEM. */
+int est_domains_model(struct est *e);
+void est_domains_print(const struct est *e);
+struct json_object;
+void est_domains_json(const struct est *e, struct json_object *root);
+void est_domains_free(struct est *e);
 
 /* estimate_report.c */
 void est_model(struct est *e);

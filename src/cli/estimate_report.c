@@ -300,6 +300,8 @@ void est_print(struct est *e, int partial)
 			e->pair[bi] = 0;
 		}
 	}
+	if (e->o.domains)
+		est_domains_print(e);
 	if (partial) {
 		printf("\nPARTIAL RESULT:\n");
 		for (uint32_t i = 0; i < e->nprocs; i++) {
@@ -428,6 +430,8 @@ int est_print_json(struct est *e, int partial)
 	json_object_object_add(root, "sharing", pairs);
 	json_object_object_add(root, "scan_seconds", sp_json_double(e->scan_seconds));
 	json_object_object_add(root, "cpu_seconds", sp_json_double(e->cpu_seconds));
+	if (e->o.domains)
+		est_domains_json(e, root);
 	sp_json_print(stdout, root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	json_object_put(root);
 	return 0;

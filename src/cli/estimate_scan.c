@@ -83,17 +83,27 @@ static long vma_index(struct est *e, uint32_t proc, const struct sp_vma *v)
 	return e->nvmas++;
 }
 
-static int push(struct est *e, uint64_t key, uint32_t vma, uint32_t off)
+static int push(struct est *e, uint64_t key, uint32_t vma, uint32_t off, int nid)
 {
 	if (e->npg == e->pg_cap) {
 		uint64_t cap = e->pg_cap ? e->pg_cap + e->pg_cap / 2 : 65536;
-		struct sp_model_page *p = realloc(e->pg, cap * sizeof(*p));
+		struct sp_model_page *p;
 
+		if (e->keep_nodes) { /* --domains: the nodes beside the records */
+			uint16_t *n = realloc(e->nodes, cap * sizeof(*n));
+
+			if (!n)
+				return -ENOMEM;
+			e->nodes = n;
+		}
+		p = realloc(e->pg, cap * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		e->pg = p;
 		e->pg_cap = cap;
 	}
+	if (e->keep_nodes)
+		e->nodes[e->npg] = (uint16_t)(nid < 0 ? 0 : nid);
 	e->pg[e->npg].key = key;
 	e->pg[e->npg].vma = vma;
 	e->pg[e->npg].off = off;
@@ -129,14 +139,14 @@ static int rec_before(const struct est *e, const struct sp_model_page *p, uint32
 	return v->proc < proc || (v->proc == proc && a < addr);
 }
 
-/* Later samples: the page (proc, vma, addr) has key now. */
-static void join(struct est *e, uint32_t proc, uint32_t vma, uintptr_t addr, uint64_t key)
+/* Later samples: the page (proc, vma, addr) has key now (on node nid). */
+static void join(struct est *e, uint32_t proc, uint32_t vma, uintptr_t addr, uint64_t key, int nid)
 {
 	while (e->join < e->npg && rec_before(e, &e->pg[e->join], proc, addr))
 		mark_volatile(e, &e->pg[e->join++]); /* went away */
 	if (e->join < e->npg && rec_before(e, &e->pg[e->join], proc, addr + 1)) {
 		/* the same address */
-		if (e->pg[e->join].key != key)
+		if (e->pg[e->join].key != key || (e->keep_nodes && e->nodes[e->join] != (uint16_t)(nid < 0 ? 0 : nid)))
 			mark_volatile(e, &e->pg[e->join]);
 		e->join++;
 		return;
@@ -205,7 +215,7 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 				uintptr_t a = s->rg[k].start + (j << SP_PAGE_SHIFT);
 				const uint8_t *page = s->buf + (i << SP_PAGE_SHIFT);
 				uint64_t h, key;
-				int zero;
+				int zero, nid = e->numa ? (s->nodes[i] < 0 ? 0 : s->nodes[i]) : -1;
 
 				if (!s->ok[i]) {
 					pr->vanished++;
@@ -217,12 +227,13 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 				zero = h == e->zero_hash && is_zero_page(page);
 				if (zero && s->rg[k].huge)
 					zero = SP_MODEL_ALL_ZERO_THP;
-				key = sp_model_key(h, zero, e->numa ? (s->nodes[i] < 0 ? 0 : s->nodes[i]) : -1, &kn);
+				/* --domains keeps the node apart (estimate_domains.c) */
+				key = sp_model_key(h, zero, e->keep_nodes ? -1 : nid, &kn);
 				if (e->sample > 0) {
-					join(e, s->proc, (uint32_t)vi, a, key);
+					join(e, s->proc, (uint32_t)vi, a, key, nid);
 					continue;
 				}
-				if (push(e, key, (uint32_t)vi, (uint32_t)((a - sv->start) >> SP_PAGE_SHIFT))) {
+				if (push(e, key, (uint32_t)vi, (uint32_t)((a - sv->start) >> SP_PAGE_SHIFT), nid)) {
 					e->oom = 1;
 					return -ENOMEM;
 				}
@@ -352,15 +363,18 @@ void est_drop_volatile(struct est *e)
 	uint64_t j = 0;
 
 	for (uint64_t i = 0; i < e->npg; i++)
-		if (!(e->pg[i].vma & EST_VOLATILE))
+		if (!(e->pg[i].vma & EST_VOLATILE)) {
+			if (e->keep_nodes)
+				e->nodes[j] = e->nodes[i];
 			e->pg[j++] = e->pg[i];
+		}
 	e->npg = j;
 }
 
 int est_add_ksm_zero(struct est *e)
 {
 	struct sp_model_knobs kn = est_knobs(e);
-	uint64_t key = sp_model_key(e->zero_hash, 1, e->numa ? 0 : -1, &kn);
+	uint64_t key = sp_model_key(e->zero_hash, 1, e->numa && !e->keep_nodes ? 0 : -1, &kn);
 
 	/* Pages KSM already mapped to the zero page read as the zero page in
 	 * pagemap and are not scanned; ksm_stat counts them per process. They
@@ -378,7 +392,7 @@ int est_add_ksm_zero(struct est *e)
 		if (vi < 0)
 			return (int)vi;
 		for (long i = 0; i < pr->info.ksm_zero_pages; i++) {
-			if (push(e, key, (uint32_t)vi, (uint32_t)i)) {
+			if (push(e, key, (uint32_t)vi, (uint32_t)i, 0)) {
 				e->oom = 1;
 				return -ENOMEM;
 			}

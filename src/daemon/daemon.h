@@ -57,6 +57,8 @@ struct sd_config {
 	int ndomains;
 };
 
+#define SD_DEFAULT_CONFIG "/etc/samepage/samepaged.conf"
+
 /* Reads path into cfg (defaults first). 0, or -1 with a message naming the
  * file and line in err. A missing file is fine only when may_be_missing. */
 int sd_config_load(struct sd_config *cfg, const char *path, int may_be_missing, char *err, size_t errlen);

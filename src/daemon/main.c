@@ -12,7 +12,7 @@
 #include "daemon/daemon.h"
 #include "daemon/server.h"
 
-#define DEFAULT_CONFIG "/etc/samepage/samepaged.conf"
+#define DEFAULT_CONFIG SD_DEFAULT_CONFIG
 
 static void usage(FILE *f)
 {
