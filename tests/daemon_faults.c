@@ -33,6 +33,7 @@
  * Every wait has a deadline and ends as soon as its condition holds.
  * FAULTS_SEED=N repeats the kill moments of an earlier run (printed).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -685,6 +686,68 @@ static void good_ok(const struct dt_daemon *d, struct dt_child *g, int base, con
 	printf("  %-44s daemon answers, good client intact\n", after);
 }
 
+/* the lowest descriptor number pid does not use: with RLIMIT_NOFILE set
+ * to it, pid can open nothing (the limit bounds the number, not the count) */
+static int lowest_free_fd(pid_t pid)
+{
+	char path[64];
+	static char used[1 << 16];
+	struct dirent *e;
+	DIR *dir;
+	int n = 0;
+
+	memset(used, 0, sizeof(used));
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	assert_non_null(dir);
+	while ((e = readdir(dir)) != NULL)
+		if (e->d_name[0] != '.' && atoi(e->d_name) < (int)sizeof(used))
+			used[atoi(e->d_name)] = 1;
+	closedir(dir);
+	while (used[n])
+		n++;
+	return n;
+}
+
+/* How many of fds[0..n) the daemon closed (without sending anything):
+ * waits until want of them are, or 10 s. */
+static int hung_up(const int *fds, int n, int want)
+{
+	uint64_t deadline = t_now_ms() + 10000;
+	char gone[4096] = {0};
+	int closed = 0;
+
+	assert_true(n <= (int)sizeof(gone));
+	while (closed < want && t_now_ms() < deadline) {
+		for (int i = 0; i < n; i++) {
+			struct pollfd pf = {.fd = fds[i], .events = POLLIN};
+			char b;
+
+			if (!gone[i] && poll(&pf, 1, 0) == 1 &&
+			    ((pf.revents & POLLHUP) || recv(fds[i], &b, 1, MSG_DONTWAIT) == 0)) {
+				gone[i] = 1;
+				closed++;
+			}
+		}
+		pause_ms(10);
+	}
+	return closed;
+}
+
+/* 1 if a line of the daemon's log has text */
+static int log_has(const struct dt_daemon *d, const char *text)
+{
+	char line[1024];
+	FILE *f = fopen(d->log, "re");
+	int found = 0;
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, text) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
 static int raw_conn(const struct dt_daemon *d)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -1105,6 +1168,36 @@ static void test_protocol_abuse(void **state)
 		printf("  %d connections at once\n", n);
 	}
 	good_ok(&d, &g, base, "connection flood:");
+
+	/* out of descriptors, with none left at all (accept fails) and with
+	 * at most two (the work after accept fails): connections are closed at once,
+	 * the daemon does not spin on its listening socket, says so in its
+	 * log, and serves again when descriptors are back */
+	for (int headroom = 0; headroom <= 2; headroom += 2) {
+		struct rlimit was, low;
+		int n = 64, closed;
+		double cpu0;
+
+		assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, NULL, &was), 0);
+		low = was;
+		low.rlim_cur = (rlim_t)(lowest_free_fd(d.pid) + headroom);
+		assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+		cpu0 = t_ksmd_cpu(d.pid);
+		for (int i = 0; i < n; i++)
+			flood[i] = raw_conn(&d);
+		closed = hung_up(flood, n, n - 4);
+		pause_ms(1000); /* a window to measure the daemon's CPU over */
+		printf("  out of descriptors (%d spare): %d of %d connections closed, daemon CPU %.2f s over the "
+		       "flood and 1 s after\n",
+		       headroom, closed, n, t_ksmd_cpu(d.pid) - cpu0);
+		assert_true(closed >= n - 4);
+		assert_true(t_ksmd_cpu(d.pid) - cpu0 < 0.5);
+		assert_true(log_has(&d, "out of file descriptors"));
+		for (int i = 0; i < n; i++)
+			close(flood[i]);
+		assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, &was, NULL), 0);
+		good_ok(&d, &g, base, "out of descriptors:");
+	}
 
 	/* a knob write by nobody: refused, the knob as it was (good_ok) */
 	dt_spawn(&nobody, nobody_child, d.sock);

@@ -7,12 +7,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
 #include "daemon/server.h"
 
 #define DEFAULT_CONFIG SD_DEFAULT_CONFIG
+
+/* A client holds four or five descriptors of the daemon's (its connection,
+ * pidfd, pagemap, userfaultfd, agent socket), and a service starts with a
+ * soft limit of 1024: take the hard limit, as the server does not use
+ * select(2). What is still short is handled where accept fails (server.c). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
 
 static void usage(FILE *f)
 {
@@ -106,6 +121,7 @@ int main(int argc, char **argv)
 			printf("domain %s%s\n", cfg.domains[i].name, cfg.domains[i].host_wide ? " (host-wide)" : "");
 		return 0;
 	}
+	raise_nofile();
 	rc = sd_server_run(&cfg, activated_fd(), verbose);
 	if (rc) {
 		fprintf(stderr, "samepaged: cannot start: %s\n", strerror(-rc));

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
@@ -71,6 +72,10 @@ struct server {
 	struct sp_knobs defaults; /* knobs set daemon-wide: for domains made later */
 	uint64_t defaults_set;
 	int verbose;
+	int reserve;	    /* a descriptor given up when out of them (accept_conn) */
+	int paused;	    /* the listening socket is out of epoll until one closes */
+	uint64_t nofile;    /* connections refused for want of descriptors */
+	time_t nofile_said; /* when that was last logged */
 };
 
 static struct server S;
@@ -98,17 +103,19 @@ static int peer_who(int fd, struct sd_who *w)
 		w->ngroups = (int)(l / sizeof(gid_t));
 		memcpy(w->groups, g, l);
 	}
+	/* A client whose cgroup cannot be read is refused, not placed as if
+	 * it had none: a cgroup rule that should take it would be skipped */
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)cr.pid);
 	f = fopen(path, "re");
-	if (f) {
-		while (fgets(line, sizeof(line), f))
-			if (!strncmp(line, "0::", 3)) {
-				line[strcspn(line, "\n")] = 0;
-				if (strlen(line + 3) < sizeof(w->cgroup)) /* else: matches no rule */
-					memcpy(w->cgroup, line + 3, strlen(line + 3) + 1);
-			}
-		fclose(f);
-	}
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = 0;
+			if (strlen(line + 3) < sizeof(w->cgroup)) /* else: matches no rule */
+				memcpy(w->cgroup, line + 3, strlen(line + 3) + 1);
+		}
+	fclose(f);
 	return 0;
 }
 
@@ -237,6 +244,55 @@ static void detach(struct conn *c)
 	c->dom = NULL;
 }
 
+/* ---- out of descriptors ------------------------------------------------- */
+
+/* When the process has no descriptor left (EMFILE, or ENFILE for the whole
+ * system), accept4 fails and leaves the connection waiting: the listening
+ * socket stays readable and epoll would wake the server in a loop. So one
+ * descriptor is kept in reserve: it is given up to accept the connection
+ * and close it at once (the client sees the daemon hang up and tries again
+ * later), then taken back. If another thread took it meanwhile, the
+ * listening socket leaves epoll until a connection closes. */
+static void take_reserve(void)
+{
+	if (S.reserve < 0)
+		S.reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void resume_listening(void)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &S.lkind};
+
+	take_reserve();
+	if (S.paused && S.reserve >= 0 && !epoll_ctl(S.epfd, EPOLL_CTL_ADD, S.lfd, &ev))
+		S.paused = 0;
+}
+
+/* err: EMFILE or ENFILE; waiting: accept4 failed (a connection waits) */
+static void out_of_descriptors(int err, int waiting)
+{
+	time_t now = time(NULL);
+	int fd;
+
+	if (waiting && S.reserve >= 0) {
+		close(S.reserve);
+		S.reserve = -1;
+		fd = accept4(S.lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			close(fd);
+		take_reserve();
+	}
+	if (waiting && S.reserve < 0 && !S.paused && !epoll_ctl(S.epfd, EPOLL_CTL_DEL, S.lfd, NULL))
+		S.paused = 1;
+	S.nofile++;
+	if (now - S.nofile_said >= 10) {
+		S.nofile_said = now;
+		LOG("out of file descriptors (%s) with %d connections: new connections are closed at once "
+		    "(%" PRIu64 " so far); raise the limit (LimitNOFILE=)\n",
+		    strerror(err), S.nconns, S.nofile);
+	}
+}
+
 static void close_conn(struct conn *c, const char *why)
 {
 	if (c->hello && why)
@@ -251,6 +307,7 @@ static void close_conn(struct conn *c, const char *why)
 		c->next->prevp = c->prevp;
 	S.nconns--;
 	free(c);
+	resume_listening();
 }
 
 static int reply(struct conn *c, int err, const void *body, size_t len, const int *fds, int nfds)
@@ -626,28 +683,36 @@ static int on_message(struct conn *c)
 
 static void accept_conn(void)
 {
-	int fd = accept4(S.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int fd = accept4(S.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), err;
 	struct epoll_event ev = {.events = EPOLLIN};
 	struct conn *c;
 
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE)
+			out_of_descriptors(errno, 1);
 		return;
+	}
 	if (S.nconns >= MAX_CONNS) {
 		close(fd);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
-	if (!c || peer_who(fd, &c->who)) {
-		free(c);
+	if (!c) {
 		close(fd);
 		return;
 	}
+	err = peer_who(fd, &c->who);
 	c->kind = EV_CONN;
 	c->fd = fd;
-	c->pidfd = (int)syscall(SYS_pidfd_open, c->who.pid, 0);
-	if (c->pidfd < 0) {
-		/* the process that connected is gone already: its pid names
-		 * nobody, or soon another process, and nothing would tell us */
+	c->pidfd = err ? -1 : (int)syscall(SYS_pidfd_open, c->who.pid, 0);
+	if (!err && c->pidfd < 0)
+		err = -errno;
+	if (err) {
+		/* gone already (its pid names nobody, or soon another
+		 * process, and nothing would tell us), or we are out of
+		 * descriptors */
+		if (err == -EMFILE || err == -ENFILE)
+			out_of_descriptors(-err, 0);
 		free(c);
 		close(fd);
 		return;
@@ -709,6 +774,8 @@ int sd_server_run(struct sd_config *cfg, int listen_fd, int verbose)
 	int err = 0;
 
 	memset(&S, 0, sizeof(S));
+	S.reserve = -1;
+	take_reserve();
 	S.cfg = cfg;
 	S.verbose = verbose;
 	S.lfd = listen_fd >= 0 ? listen_fd : listen_on(cfg->socket);
