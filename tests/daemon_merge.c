@@ -9,7 +9,8 @@
  * KSM would count them (one KSM page per content, every further mapping a
  * sharer), every page must read its own content, a write must break only
  * its own copy, and when the processes exit the domain must be empty again
- * (no tracked page, no store page).
+ * (no tracked page, no store page). Then 700 clients at once: the daemon's
+ * status has every one of them although it takes several messages.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -18,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "daemontest.h"
+#include "proto/wire.h"
 #include "samepage.h"
 #include "testlib.h"
 
@@ -176,11 +179,77 @@ static void test_killed_client(void **state)
 	dt_cleanup(&d);
 }
 
+/* A client of many: two pages registered (one content shared by all),
+ * then it waits for 'q'. */
+static int small_client(void *arg, int wr, int rd)
+{
+	char *m = t_map(2), b;
+
+	t_fill(m, 42);
+	t_fill(m + TPAGE, 5000000 + (uint32_t)(intptr_t)arg);
+	if (samepage_madvise(m, 2 * TPAGE, SAMEPAGE_MERGEABLE))
+		return 1;
+	if (write(wr, "r", 1) != 1 || read(rd, &b, 1) != 1)
+		return 1;
+	return t_check(m, 42) && t_check(m + TPAGE, 5000000 + (uint32_t)(intptr_t)arg) ? 0 : 1;
+}
+
+/* More clients than one STATUS message holds: the status comes in pages
+ * (sp_wire_status) and has every one of them. */
+#define NMANY 700
+static void test_many_clients(void **state)
+{
+	static struct dt_child c[NMANY];
+	struct dt_daemon d;
+	const char *st;
+	char block[32];
+	int blocks = 0;
+
+	struct rlimit rl;
+
+	(void)state;
+	/* two pipe ends per client here */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	dt_start(&d, NULL);
+	assert_int_equal(dt_set(&d, "", "pages_to_scan", "5000"), 0);
+	setenv("SAMEPAGE_DAEMON", d.sock, 1);
+	for (int i = 0; i < NMANY; i++)
+		dt_spawn(&c[i], small_client, (void *)(intptr_t)i);
+	for (int i = 0; i < NMANY; i++)
+		assert_int_equal(dt_step(&c[i]), 'r');
+	/* max_page_sharing 256: three KSM pages of the one content */
+	assert_int_equal(dt_wait(&d, "domain user:0", "pages_sharing", NMANY - 3), NMANY - 3);
+	st = dt_status(&d);
+	for (const char *p = st; (p = strstr(p, "\nclient ")) != NULL; p++)
+		blocks++;
+	printf("  %d clients: status of %zu bytes (one message holds %d), %d client blocks\n", NMANY, strlen(st),
+	       SP_MSG_MAX, blocks);
+	assert_true(strlen(st) > SP_MSG_MAX);
+	assert_int_equal(blocks, NMANY);
+	assert_int_equal(dt_value(st, "domain user:0", "clients"), NMANY);
+	for (int i = 0; i < NMANY; i++) {
+		snprintf(block, sizeof(block), "client %d", (int)c[i].pid);
+		assert_int_equal(dt_value(st, block, "registered_pages"), 2);
+		assert_int_equal(dt_value(st, block, "ksm_merging_pages"), 1);
+	}
+	for (int i = 0; i < NMANY; i++)
+		dt_go(&c[i], 'q');
+	for (int i = 0; i < NMANY; i++)
+		assert_int_equal(dt_reap(&c[i]), 0);
+	assert_int_equal(dt_wait(&d, "domain user:0", "clients", DT_EQ(0)), 0);
+	assert_true(dt_stop(&d));
+	dt_cleanup(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_three_processes),
 		cmocka_unit_test(test_killed_client),
+		cmocka_unit_test(test_many_clients),
 	};
 
 	if (geteuid()) {

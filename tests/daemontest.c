@@ -145,17 +145,18 @@ void dt_cleanup(struct dt_daemon *d)
 
 const char *dt_status(const struct dt_daemon *d)
 {
-	static char text[SP_MSG_MAX];
-	size_t got = 0;
+	static char text[1 << 22]; /* (kept: callers hold it until the next call) */
+	char *all = NULL;
 	int fd = connect_sock(d->sock), err;
 
 	if (fd < 0)
 		return NULL;
-	err = sp_wire_call(fd, SP_M_STATUS, NULL, 0, NULL, 0, text, sizeof(text) - 1, &got, NULL, NULL, 10000, NULL);
+	err = sp_wire_status(fd, &all, 10000);
 	close(fd);
 	if (err)
 		return NULL;
-	text[got] = 0;
+	snprintf(text, sizeof(text), "%s", all);
+	free(all);
 	return text;
 }
 

@@ -274,16 +274,10 @@ nomem:
 
 int sp_dview_status(int fd, const char *proc, struct sp_dview *v)
 {
-	char *text = malloc(SP_MSG_MAX + 1);
-	size_t got = 0;
-	int err;
+	char *text = NULL;
+	int err = sp_wire_status(fd, &text, STATUS_TIMEOUT_MS);
 
-	if (!text)
-		return -ENOMEM;
-	err = sp_wire_call(fd, SP_M_STATUS, NULL, 0, NULL, 0, text, SP_MSG_MAX, &got, NULL, NULL, STATUS_TIMEOUT_MS,
-			   NULL);
 	if (!err) {
-		text[got] = 0;
 		v->t = sp_mono_s();
 		err = sp_dview_parse(text, proc, v);
 		for (size_t i = 0; i < v->ndom; i++)

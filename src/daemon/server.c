@@ -559,11 +559,28 @@ static int on_set(struct conn *c, struct sp_knob_msg *m)
 	return reply(c, err, NULL, 0, NULL, 0);
 }
 
-static int on_status(struct conn *c)
+/* One page of STATUS: appends block (a blank line and its text) if it fits
+ * with room left for the "more" line; 0 when it did not. */
+static int put_block(char *buf, size_t cap, size_t *used, const char *block, size_t n)
 {
-	static char buf[SP_MSG_MAX - 64];
-	size_t used = 0;
-	int n;
+	if (*used + n + 1 + 32 > cap)
+		return 0;
+	buf[(*used)++] = '\n';
+	memcpy(buf + *used, block, n);
+	*used += n;
+	return 1;
+}
+
+/* STATUS: the daemon's line, then one block per domain and per client the
+ * asker may see. A reply holds what fits in one message; when blocks are
+ * left, it ends with a block "more N" and the asker sends STATUS again
+ * with skip N (sp_wire_status does). */
+static int on_status(struct conn *c, uint32_t skip)
+{
+	static char buf[SP_MSG_MAX - 64], block[16384];
+	size_t used = 0, n;
+	uint32_t index = 0;
+	int full = 0, len;
 
 	/* Another tenant's counters are a side channel too (merges can be
 	 * timed through pages_sharing): only root and the admin group see
@@ -573,41 +590,47 @@ static int on_status(struct conn *c)
 
 	if (!admin && sd_config_place(S.cfg, &c->who, mine, sizeof(mine), &conf, why, sizeof(why)))
 		mine[0] = 0;
-	n = snprintf(buf, sizeof(buf), "daemon pid %d domains %d connections %d\n", (int)getpid(), S.ndoms, S.nconns);
-	used = n > 0 ? (size_t)n : 0;
-	for (int i = 0; i < S.ndoms && used < sizeof(buf) - 1; i++) {
+	len = snprintf(buf, sizeof(buf), "daemon pid %d domains %d connections %d\n", (int)getpid(), S.ndoms, S.nconns);
+	used = len > 0 ? (size_t)len : 0;
+	for (int i = 0; i < S.ndoms && !full; i++) {
 		struct sd_domain *d = S.doms[i];
 
 		if (!admin && strcmp(d->name, mine))
 			continue;
+		if (index++ < skip)
+			continue;
 		sd_domain_lock(d);
-		n = snprintf(buf + used, sizeof(buf) - used, "\ndomain %s\nclients %u\nregistered_bytes %" PRIu64 "\n",
-			     d->name, d->nclients, d->registered_bytes);
-		if (n > 0 && (size_t)n < sizeof(buf) - used)
-			used += (size_t)n;
-		used += sd_domain_status(d, buf + used, sizeof(buf) - used);
+		len = snprintf(block, sizeof(block), "domain %s\nclients %u\nregistered_bytes %" PRIu64 "\n", d->name,
+			       d->nclients, d->registered_bytes);
+		n = len > 0 ? (size_t)len : 0;
+		n += sd_domain_status(d, block + n, sizeof(block) - n);
 		pthread_mutex_unlock(&d->lock);
+		full = !put_block(buf, sizeof(buf), &used, block, n);
 	}
-	for (struct conn *k = S.conns; k && used < sizeof(buf) - 1; k = k->next) {
+	for (struct conn *k = S.conns; k && !full; k = k->next) {
 		struct samepage_region_stats st;
-
 		uint64_t calls, ns;
 
 		if (!k->peer || (!admin && k->who.uid != c->who.uid))
+			continue;
+		if (index++ < skip)
 			continue;
 		sd_domain_lock(k->dom);
 		sp_core_range_stats(&k->dom->core, k->peer->space, 0, 1ull << 45, &st);
 		calls = k->peer->rpcs;
 		ns = k->peer->rpc_ns;
 		pthread_mutex_unlock(&k->dom->lock);
-		n = snprintf(buf + used, sizeof(buf) - used,
-			     "\nclient %d\nuid %u\ndomain %s\nksm_rmap_items %" PRIu64 "\nksm_merging_pages %" PRIu64
-			     "\nksm_zero_pages %" PRIu64 "\nksm_process_profit %" PRId64 "\nregistered_pages %" PRIu64
-			     "\nagent_calls %" PRIu64 "\nagent_usecs %" PRIu64 "\n",
-			     (int)k->who.pid, (unsigned)k->who.uid, k->dom->name, st.rmap_items, st.merging_pages,
-			     st.zero_pages, st.profit, st.registered_pages, calls, ns / 1000);
-		if (n > 0 && (size_t)n < sizeof(buf) - used)
-			used += (size_t)n;
+		len = snprintf(block, sizeof(block),
+			       "client %d\nuid %u\ndomain %s\nksm_rmap_items %" PRIu64 "\nksm_merging_pages %" PRIu64
+			       "\nksm_zero_pages %" PRIu64 "\nksm_process_profit %" PRId64 "\nregistered_pages %" PRIu64
+			       "\nagent_calls %" PRIu64 "\nagent_usecs %" PRIu64 "\n",
+			       (int)k->who.pid, (unsigned)k->who.uid, k->dom->name, st.rmap_items, st.merging_pages,
+			       st.zero_pages, st.profit, st.registered_pages, calls, ns / 1000);
+		full = !put_block(buf, sizeof(buf), &used, block, len > 0 ? (size_t)len : 0);
+	}
+	if (full) { /* the block numbered index - 1 did not fit */
+		len = snprintf(buf + used, sizeof(buf) - used, "\nmore %u\n", index - 1);
+		used += len > 0 ? (size_t)len : 0;
 	}
 	return reply(c, 0, buf, used, NULL, 0);
 }
@@ -666,7 +689,16 @@ static int on_message(struct conn *c)
 		}
 		break;
 	case SP_M_STATUS:
-		err = n == 0 ? on_status(c) : -EPROTO;
+		if (n == 0) {
+			err = on_status(c, 0);
+		} else if (n == sizeof(struct sp_status_req)) {
+			struct sp_status_req q;
+
+			memcpy(&q, body, sizeof(q));
+			err = on_status(c, q.skip);
+		} else {
+			err = -EPROTO;
+		}
 		break;
 	case SP_M_FORK:
 		err = n == 0 ? on_fork(c) : -EPROTO;

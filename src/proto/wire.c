@@ -184,3 +184,69 @@ int sp_wire_call(int fd, uint32_t type, const void *body, size_t len, const int 
 		*budget = r.budget;
 	return r.err;
 }
+
+/* The blocks of a STATUS page (after its first line), without the last
+ * block if it is "more N" (then *next is N; else 0). */
+static void page_blocks(const char *page, size_t n, const char **from, size_t *len, uint32_t *next)
+{
+	const char *nl = memchr(page, '\n', n), *end = page + n, *more;
+
+	*next = 0;
+	*from = nl ? nl + 1 : end;
+	*len = (size_t)(end - *from);
+	/* "\nmore N\n" at the very end */
+	if (*len >= 8 && end[-1] == '\n') {
+		for (more = end - 2; more > *from && *more != '\n'; more--)
+			;
+		if (*more == '\n' && end - more > 6 && !memcmp(more, "\nmore ", 6)) {
+			*next = (uint32_t)strtoul(more + 6, NULL, 10);
+			*len = (size_t)(more - *from);
+		}
+	}
+}
+
+int sp_wire_status(int fd, char **text, int timeout_ms)
+{
+	char *page = malloc(SP_MSG_MAX + 1), *all = NULL;
+	size_t got = 0, have = 0, cap = 0;
+	struct sp_status_req q = {0};
+	int err = page ? 0 : -ENOMEM;
+
+	/* at most as many pages as there can be blocks */
+	for (int pages = 0; !err && pages < 65536; pages++) {
+		const char *from;
+		size_t len, head;
+		uint32_t next;
+
+		err = sp_wire_call(fd, SP_M_STATUS, q.skip ? &q : NULL, q.skip ? sizeof(q) : 0, NULL, 0, page,
+				   SP_MSG_MAX, &got, NULL, NULL, timeout_ms, NULL);
+		if (err)
+			break;
+		page_blocks(page, got, &from, &len, &next);
+		head = pages ? 0 : (size_t)(from - page); /* the daemon's line: once */
+		if (have + head + len + 1 > cap) {
+			char *more = realloc(all, (have + head + len + 1) * 2);
+
+			if (!more) {
+				err = -ENOMEM;
+				break;
+			}
+			all = more;
+			cap = (have + head + len + 1) * 2;
+		}
+		memcpy(all + have, page, head);
+		memcpy(all + have + head, from, len);
+		have += head + len;
+		all[have] = 0;
+		if (!next || next <= q.skip) /* (a daemon going backwards: stop) */
+			break;
+		q.skip = next;
+	}
+	free(page);
+	if (err) {
+		free(all);
+		return err;
+	}
+	*text = all;
+	return 0;
+}

@@ -43,7 +43,7 @@ enum sp_msg_type {
 	SP_M_STATS,	   /* no body; reply body struct samepage_stats (the domain's) */
 	SP_M_GET,	   /* body sp_knob_msg (value empty); reply body text */
 	SP_M_SET,	   /* body sp_knob_msg: root or the admin group only */
-	SP_M_STATUS,	   /* no body; reply body text: every domain's knobs and counters */
+	SP_M_STATUS,	   /* body none or sp_status_req; reply body text: domains, clients (sp_wire_status) */
 	SP_M_FORK,	   /* no body: the client forks, its child keeps store mappings (pins them) */
 	/* agent: daemon -> client, each answered by SP_M_REPLY */
 	SP_A_REMAP = 64,   /* body sp_remap_msg */
@@ -52,7 +52,14 @@ enum sp_msg_type {
 	SP_A_RESTORE,	   /* body sp_range_msg */
 	SP_A_WAKE_BLOCKED, /* no body */
 	SP_A_EVENTS,	   /* no body; reply body: uint64_t addresses now plain anonymous */
+	SP_A_BATCH,	   /* body sp_remap_msg[k], done in order (npages 0: a wake_blocked); reply body int32 err[k] */
 	SP_M_REPLY = 128,  /* body: int32 err (0 or -errno), then the answer */
+};
+
+/* STATUS after the first page: the blocks before skip were had already */
+struct sp_status_req {
+	uint32_t skip;
+	uint32_t pad;
 };
 
 struct sp_msg {
@@ -115,6 +122,10 @@ long sp_wire_recv(int fd, void *buf, size_t cap, int *fds, int *nfds, int timeou
  * of the transport. */
 int sp_wire_call(int fd, uint32_t type, const void *body, size_t len, const int *fds, int nfds, void *out,
 		 size_t outlen, size_t *got, int *rfds, int *nrfds, int timeout_ms, int64_t *budget);
+/* The whole STATUS text, asked page by page: the daemon's line, then a
+ * blank line before each block (a domain's or a client's). *text is
+ * malloc'd (free it). 0 or -errno. */
+int sp_wire_status(int fd, char **text, int timeout_ms);
 /* Answers with SP_M_REPLY. 0 or -errno. */
 int sp_wire_reply(int fd, int err, int64_t budget, const void *body, size_t len, const int *fds, int nfds);
 
