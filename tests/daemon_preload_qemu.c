@@ -31,9 +31,10 @@
  * zero page without counting them in ksm_zero_pages, while the engine
  * counts each one it maps.
  *
- * Skipped (77) without root, on sanitizer builds (the preload library of
- * such a build cannot be loaded into QEMU), and without QEMU, a static
- * busybox or a kernel image (qemuguest.h names the package).
+ * Skipped (77) without root, on sanitizer builds (the instrumented preload
+ * library needs ASan's runtime loaded first, which QEMU does not load), and
+ * without QEMU, a static busybox or a kernel image (qemuguest.h names the
+ * package).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -412,9 +413,14 @@ int main(void)
 	};
 
 #ifdef SP_SANITIZED
-	/* the preload library of a sanitizer build needs the sanitizer
-	 * runtime first, which QEMU does not have */
-	printf("the preload library of a sanitizer build cannot be loaded into QEMU: skipped\n");
+	/* The sanitizer build's library is instrumented: ASan's runtime must
+	 * be loaded before it, and QEMU is not built with it. `samepage run
+	 * --engine` puts its library first in LD_PRELOAD, so the runtime
+	 * refuses to start; preloading the runtime ahead of it would replace
+	 * QEMU's allocator with ASan's (another QEMU than the one measured
+	 * against the kernel's KSM here), for no check of QEMU's own code. */
+	printf("sanitizer build: the instrumented preload library needs ASan's runtime loaded first, which the "
+	       "uninstrumented QEMU does not load: skipped; it runs on the plain build\n");
 	return 77;
 #endif
 	if (geteuid()) {

@@ -376,9 +376,17 @@ int main(void)
 	};
 
 #ifdef SP_SANITIZED
-	/* the preload library of a sanitizer build needs the sanitizer
-	 * runtime first, which redis-server does not have */
-	printf("the preload library of a sanitizer build cannot be loaded into redis-server: skipped\n");
+	/* The sanitizer build's library is instrumented: ASan's runtime must
+	 * be loaded before it, and redis-server is not built with it. `samepage
+	 * run --engine` puts its library first in LD_PRELOAD, so the runtime
+	 * refuses to start (or, with verify_asan_link_order=0, is found after
+	 * libc and redis-server's malloc is not the one the library's code
+	 * expects); preloading the runtime ahead of it would replace
+	 * redis-server's allocator with ASan's: another program than the one
+	 * whose savings are compared with the kernel's KSM here. */
+	printf("sanitizer build: the instrumented preload library needs ASan's runtime loaded first, which the "
+	       "uninstrumented redis-server does not load (and preloading it would swap redis-server's allocator "
+	       "for ASan's): skipped; it runs on the plain build\n");
 	return 77;
 #endif
 	if (geteuid()) {

@@ -26,6 +26,12 @@
  * classes from 32 to 32768 bytes carved from 256 KiB slabs as they are
  * needed (untouched pages cost nothing), each with a 16-byte header and a
  * free list per class; bigger ones are page runs with the same header.
+ *
+ * Built with AddressSanitizer, the arena tells it what is allocated (ASan
+ * knows only its own malloc's blocks): the bytes of a block past the size
+ * asked for, freed blocks and the unused part of slabs are poisoned, so an
+ * overflow or a use after free in the library's or the engine's memory is
+ * reported as in ASan's heap (headers stay addressable).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,6 +44,15 @@
 #include <sys/prctl.h>
 
 #include "preload/preload.h"
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 #define ARENA_SIZE  (64ull << 30) /* address space only */
 #define COMMIT_STEP (4ull << 20)
@@ -79,6 +94,12 @@ static struct {
 };
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The arena's locks held: whatever this thread calls of the interposed
+ * functions meanwhile passes straight through (a sanitizer's report
+ * symbolizes in-process, and maps memory with the program's mmap). */
+#define LOCK(m)	  (pl_inside++, pthread_mutex_lock(m))
+#define UNLOCK(m) (pthread_mutex_unlock(m), pl_inside--)
 
 int pl_arena_init(void)
 {
@@ -152,7 +173,7 @@ void *pl_pages(size_t len)
 	len = (len + PL_PAGE - 1) & ~(PL_PAGE - 1);
 	if (!len)
 		len = PL_PAGE;
-	pthread_mutex_lock(&A.pages_lock);
+	LOCK(&A.pages_lock);
 	for (size_t i = 0; i < A.nfree; i++) {
 		if (A.free_runs[i].len < len)
 			continue;
@@ -183,9 +204,11 @@ void *pl_pages(size_t len)
 			A.next += len;
 		}
 	}
-	pthread_mutex_unlock(&A.pages_lock);
+	UNLOCK(&A.pages_lock);
 	if (!p)
 		errno = ENOMEM;
+	else
+		UNPOISON((void *)p, len);
 	return (void *)p;
 }
 
@@ -197,9 +220,10 @@ void pl_pages_free(void *ptr, size_t len)
 	if (!ptr || !len)
 		return;
 	pl_sys_madvise(ptr, len, MADV_DONTNEED);
-	pthread_mutex_lock(&A.pages_lock);
+	POISON(ptr, len);
+	LOCK(&A.pages_lock);
 	runs_insert(p, len);
-	pthread_mutex_unlock(&A.pages_lock);
+	UNLOCK(&A.pages_lock);
 }
 
 static int class_of(size_t n)
@@ -217,7 +241,7 @@ static void *small_alloc(int k)
 	size_t sz = (size_t)32 << k;
 	struct hdr *h;
 
-	pthread_mutex_lock(&A.small_lock);
+	LOCK(&A.small_lock);
 	if (A.free_list[k]) {
 		h = A.free_list[k];
 		A.free_list[k] = *(void **)h;
@@ -227,16 +251,18 @@ static void *small_alloc(int k)
 			char *slab = pl_pages(SLAB_SIZE);
 
 			if (!slab) {
-				pthread_mutex_unlock(&A.small_lock);
+				UNLOCK(&A.small_lock);
 				return NULL;
 			}
+			POISON(slab, SLAB_SIZE); /* blocks made addressable as given out */
 			A.bump[k] = slab;
 			A.bump_end[k] = slab + SLAB_SIZE;
 		}
 		h = (struct hdr *)(void *)A.bump[k];
 		A.bump[k] += sz;
+		UNPOISON(h, sizeof(*h));
 	}
-	pthread_mutex_unlock(&A.small_lock);
+	UNLOCK(&A.small_lock);
 	h->magic = MAGIC;
 	h->kind = (uint32_t)k;
 	h->size = sz;
@@ -249,8 +275,13 @@ void *pl_malloc(size_t n)
 	struct hdr *h;
 	size_t len;
 
-	if (k >= 0)
-		return small_alloc(k);
+	if (k >= 0) {
+		void *p = small_alloc(k);
+
+		if (p)
+			UNPOISON(p, n); /* the rest of the block stays poisoned */
+		return p;
+	}
 	if (n > ARENA_SIZE) {
 		errno = ENOMEM;
 		return NULL;
@@ -262,6 +293,7 @@ void *pl_malloc(size_t n)
 	h->magic = MAGIC;
 	h->kind = K_BIG;
 	h->size = len;
+	POISON((char *)(h + 1) + n, len - sizeof(*h) - n);
 	return h + 1;
 }
 
@@ -279,6 +311,7 @@ extern void __libc_free(void *p);
 void pl_free(void *p)
 {
 	struct hdr *h;
+	uint32_t k;
 
 	if (!p)
 		return;
@@ -296,10 +329,13 @@ void pl_free(void *p)
 		pl_pages_free(h, h->size);
 		return;
 	}
-	pthread_mutex_lock(&A.small_lock);
-	*(void **)h = A.free_list[h->kind];
-	A.free_list[h->kind] = h;
-	pthread_mutex_unlock(&A.small_lock);
+	/* the class read before the free list's link overwrites the header */
+	k = h->kind;
+	POISON(p, h->size - sizeof(*h));
+	LOCK(&A.small_lock);
+	*(void **)h = A.free_list[k];
+	A.free_list[k] = h;
+	UNLOCK(&A.small_lock);
 }
 
 void *pl_calloc(size_t n, size_t k)
@@ -335,8 +371,19 @@ void *pl_realloc(void *p, size_t n)
 		return NULL;
 	}
 	cap = h->size - sizeof(*h);
-	if (n <= cap && (h->kind != K_BIG || n > cap / 2))
+#ifdef __SANITIZE_ADDRESS__
+	{ /* the size asked for: where the poisoned tail starts */
+		char *tail = __asan_region_is_poisoned(p, cap);
+
+		if (tail)
+			cap = (size_t)(tail - (char *)p);
+	}
+#endif
+	if (n <= h->size - sizeof(*h) && (h->kind != K_BIG || n > (h->size - sizeof(*h)) / 2)) {
+		POISON(p, h->size - sizeof(*h));
+		UNPOISON(p, n);
 		return p;
+	}
 	q = pl_malloc(n);
 	if (!q)
 		return NULL;

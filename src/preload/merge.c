@@ -25,6 +25,18 @@
  * memory that is neither private anonymous nor a store mapping, so a
  * registration gone stale in between never touches what is there now.
  *
+ * A sanitizer's runtime in the process (AddressSanitizer, ...: it has an
+ * allocator of its own) maps its shadow memory, its heap and its metadata,
+ * and its threads' descriptors with direct system calls: anonymous memory
+ * like any other in /proc/self/maps. The engine's threads write some of it
+ * (the shadow of every instrumented function's stack frame, their own
+ * thread descriptors), so a merge could freeze memory they need; and the
+ * heap's redzones and the stacks' are poisoned, so the in-process engine's
+ * (instrumented) reads of whole pages there would be reported. In such a
+ * process only what the program mapped itself (mmap, mremap: the set own)
+ * is ever registered; everything else is excluded, as the arena is, and
+ * merge-any does not merge the sanitizer's heap.
+ *
  * When the engine cannot serve (no samepaged, no userfaultfd), the program
  * runs unmerged and one line on stderr says so; with SAMEPAGE_REQUIRE=1
  * the calls fail instead (and a process started with merge-any on exits
@@ -53,8 +65,26 @@ extern __thread size_t pl_keep_len __attribute__((tls_model("initial-exec")));
 __thread int pl_inside __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t L = PTHREAD_MUTEX_INITIALIZER;
+
+/* L held: whatever this thread calls of the interposed functions meanwhile
+ * passes straight through, as the library's own calls (a sanitizer's
+ * report, raised here, symbolizes in-process and maps memory with the
+ * program's mmap, which would wait for L again). */
+static void lock_L(void)
+{
+	pl_inside++;
+	pthread_mutex_lock(&L);
+}
+
+static void unlock_L(void)
+{
+	pthread_mutex_unlock(&L);
+	pl_inside--;
+}
 static pthread_cond_t sweep_cv;
 static struct pl_set adv, reg, unmerged, refused;
+static int sanitized;	  /* a sanitizer's runtime is loaded */
+static struct pl_set own; /* (sanitized) private anonymous mappings the program made */
 static int merge_any;
 static int active;     /* merge_any || adv || reg: read without the lock */
 static int failed;     /* the engine cannot serve: said once */
@@ -65,6 +95,7 @@ static unsigned sweep_ms = 1000;
 static int require;
 static uint64_t fork_store_ino; /* the parent's store, for the child */
 static char self_path[4096];	/* this library, for LD_PRELOAD */
+static char rt_path[4096];	/* the sanitizer runtime it needs loaded first */
 static char daemon_path[108];	/* SAMEPAGE_DAEMON and SAMEPAGE_DOMAIN at start: */
 static char domain_label[64];	/* a program may clear its environment */
 static uint64_t sweeps;
@@ -78,7 +109,8 @@ static void set_active(void)
 
 int pl_idle(void)
 {
-	return !__atomic_load_n(&active, __ATOMIC_ACQUIRE);
+	/* (sanitized: every mapping call is seen, for own) */
+	return !__atomic_load_n(&sanitized, __ATOMIC_RELAXED) && !__atomic_load_n(&active, __ATOMIC_ACQUIRE);
 }
 
 /* ---- a snapshot of the mappings ------------------------------------------ */
@@ -148,6 +180,16 @@ static int snap_take(struct snap *s, uintptr_t lo, uintptr_t hi)
 	s->store_ino2 = fork_store_ino;
 	rc = pl_maps_each(snap_cb, s);
 	pl_excluded_each(excl_cb, s);
+	if (sanitized && !rc && !s->err) { /* all but what the program mapped */
+		struct pl_set other;
+
+		s->err |= pl_set_minus(&s->priv, &own, &other);
+		if (!s->err) {
+			for (size_t i = 0; i < other.n; i++)
+				s->err |= pl_set_add(&s->excl, other.r[i].lo, other.r[i].hi);
+			pl_set_free(&other);
+		}
+	}
 	if (rc < 0 || s->err) {
 		snap_free(s);
 		return rc < 0 ? rc : -ENOMEM;
@@ -238,6 +280,30 @@ static int eng_register(uintptr_t lo, uintptr_t hi)
 		return require ? -require_errno() : 0;
 	}
 	return -err;
+}
+
+/* The engine set up (samepaged connected, or the in-process backend)
+ * without registering anything: merge-any turned on with nothing eligible
+ * yet (in a sanitized process, before the program maps its own memory)
+ * still finds out now whether the engine can serve, as the kernel's
+ * prctl would (the line on stderr, SAMEPAGE_REQUIRE=1's status). */
+static void engine_up(void)
+{
+	char why[512] = "";
+
+	if (failed || sp_engine.backend_ready)
+		return;
+	engine_prime();
+	pl_keep = why;
+	pl_keep_len = sizeof(why);
+	sp_engine_lock();
+	if (!sp_engine_core())
+		sp_engine_backend();
+	sp_engine_unlock();
+	pl_keep = NULL;
+	pl_keep_len = 0;
+	if (!sp_engine.backend_ready && sp_engine.backend_err)
+		engine_failed(why, -sp_engine.backend_err);
 }
 
 /* Unregisters [lo, hi), which may have been unmapped meanwhile (by glibc,
@@ -405,6 +471,10 @@ static void sweep_locked(void)
 		pl_set_free(&alive);
 	}
 	/* advice goes with the mapping */
+	if (!intersect(&own, &s.priv, &keep)) {
+		pl_set_free(&own);
+		own = keep;
+	}
 	if (!intersect(&adv, &s.priv, &keep)) {
 		pl_set_free(&adv);
 		adv = keep;
@@ -441,7 +511,7 @@ static void *sweeper(void *arg)
 {
 	(void)arg;
 	pthread_setname_np(pthread_self(), "samepage-sweep");
-	pthread_mutex_lock(&L);
+	lock_L();
 	for (;;) {
 		struct timespec ts;
 		uint64_t t = sp_mono_ns() + (uint64_t)sweep_ms * 1000000ull;
@@ -488,7 +558,7 @@ int pl_madv_mergeable(uintptr_t lo, uintptr_t hi)
 	struct snap s;
 	int err, hole;
 
-	pthread_mutex_lock(&L);
+	lock_L();
 	err = snap_take(&s, lo, hi);
 	if (err)
 		goto out;
@@ -512,7 +582,7 @@ int pl_madv_mergeable(uintptr_t lo, uintptr_t hi)
 out:
 	set_active();
 	start_sweeper();
-	pthread_mutex_unlock(&L);
+	unlock_L();
 	return err;
 }
 
@@ -521,7 +591,7 @@ int pl_madv_unmergeable(uintptr_t lo, uintptr_t hi)
 	struct snap s;
 	int err, hole;
 
-	pthread_mutex_lock(&L);
+	lock_L();
 	err = snap_take(&s, lo, hi);
 	if (err)
 		goto out;
@@ -536,13 +606,14 @@ int pl_madv_unmergeable(uintptr_t lo, uintptr_t hi)
 	snap_free(&s);
 out:
 	set_active();
-	pthread_mutex_unlock(&L);
+	unlock_L();
 	return err;
 }
 
 /* A mapping of [lo, hi) is gone or replaced: it takes its advice along. */
 static void forget(uintptr_t lo, uintptr_t hi)
 {
+	pl_set_del(&own, lo, hi);
 	pl_set_del(&adv, lo, hi);
 	pl_set_del(&reg, lo, hi);
 	pl_set_del(&unmerged, lo, hi);
@@ -578,9 +649,9 @@ int pl_madv_free(void *addr, size_t len, int advice)
 	struct pl_set part;
 	int rc = 0;
 
-	pthread_mutex_lock(&L);
+	lock_L();
 	if ((lo & (PL_PAGE - 1)) || hi < lo || !pl_set_overlaps(&reg, lo, hi) || pl_set_clip(&reg, lo, hi, &part)) {
-		pthread_mutex_unlock(&L);
+		unlock_L();
 		return pl_sys_madvise(addr, len, advice);
 	}
 	/* MADV_FREE on a merged page is EINVAL (a file mapping): on registered
@@ -594,7 +665,7 @@ int pl_madv_free(void *addr, size_t len, int advice)
 			rc = pl_sys_madvise((void *)part.r[i].lo, part.r[i].hi - part.r[i].lo, MADV_DONTNEED);
 	}
 	pl_set_free(&part);
-	pthread_mutex_unlock(&L);
+	unlock_L();
 	return rc;
 }
 
@@ -605,13 +676,13 @@ int pl_munmap(void *addr, size_t len)
 
 	if ((lo & (PL_PAGE - 1)) || !len || hi < lo)
 		return pl_sys_munmap(addr, len); /* EINVAL, as the kernel says */
-	pthread_mutex_lock(&L);
+	lock_L();
 	unregister_range(lo, hi);
 	rc = pl_sys_munmap(addr, len);
 	if (!rc)
 		forget(lo, hi);
 	set_active();
-	pthread_mutex_unlock(&L);
+	unlock_L();
 	return rc;
 }
 
@@ -621,9 +692,9 @@ void *pl_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	int fixed = (flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE);
 	void *p;
 
-	if (!fixed && !__atomic_load_n(&merge_any, __ATOMIC_RELAXED))
+	if (!fixed && !__atomic_load_n(&merge_any, __ATOMIC_RELAXED) && !sanitized)
 		return pl_sys_mmap(addr, len, prot, flags, fd, off); /* replaces nothing, marks nothing */
-	pthread_mutex_lock(&L);
+	lock_L();
 	if (fixed && !(lo & (PL_PAGE - 1)) && hi > lo)
 		unregister_range(lo, hi);
 	p = pl_sys_mmap(addr, len, prot, flags, fd, off);
@@ -632,6 +703,8 @@ void *pl_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		hi = lo + ((len + PL_PAGE - 1) & ~(PL_PAGE - 1));
 		if (fixed)
 			forget(lo, hi);
+		if (sanitized && (flags & MAP_ANONYMOUS) && (flags & MAP_TYPE) == MAP_PRIVATE)
+			pl_set_add(&own, lo, hi);
 		if ((flags & MAP_TYPE) == MAP_PRIVATE) {
 			int saved = errno;
 
@@ -640,7 +713,7 @@ void *pl_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		}
 	}
 	set_active();
-	pthread_mutex_unlock(&L);
+	unlock_L();
 	return p;
 }
 
@@ -649,14 +722,15 @@ void *pl_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *new_ad
 	uintptr_t o = (uintptr_t)old, olen = (oldlen + PL_PAGE - 1) & ~(PL_PAGE - 1);
 	uintptr_t nlen = (newlen + PL_PAGE - 1) & ~(PL_PAGE - 1);
 	struct pl_set was;
-	int saved;
+	int saved, was_own;
 	void *p;
 
-	pthread_mutex_lock(&L);
+	lock_L();
 	if (o & (PL_PAGE - 1) || !olen || o + olen < o || pl_set_clip(&adv, o, o + olen, &was)) {
-		pthread_mutex_unlock(&L);
+		unlock_L();
 		return pl_sys_mremap(old, oldlen, newlen, flags, new_addr);
 	}
+	was_own = pl_set_overlaps(&own, o, o + olen);
 	unregister_range(o, o + olen);
 	if ((flags & MREMAP_FIXED) && !((uintptr_t)new_addr & (PL_PAGE - 1)))
 		unregister_range((uintptr_t)new_addr, (uintptr_t)new_addr + nlen);
@@ -671,6 +745,8 @@ void *pl_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *new_ad
 			pl_set_del(&reg, o, o + olen); /* emptied, still mergeable */
 		if (flags & MREMAP_FIXED)
 			forget(n, n + nlen);
+		if (was_own) /* the program's mapping, moved or grown */
+			pl_set_add(&own, n, n + nlen);
 		/* the advice moves with the mapping; growing extends it */
 		for (size_t i = 0; i < was.n; i++) {
 			uintptr_t a = n + (was.r[i].lo - o), b = n + (was.r[i].hi - o);
@@ -697,7 +773,7 @@ void *pl_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *new_ad
 	}
 	pl_set_free(&was);
 	set_active();
-	pthread_mutex_unlock(&L);
+	unlock_L();
 	errno = saved;
 	return p;
 }
@@ -709,7 +785,7 @@ int pl_mprotect(void *addr, size_t len, int prot)
 
 	if ((lo & (PL_PAGE - 1)) || hi < lo)
 		return pl_sys_mprotect(addr, len, prot);
-	pthread_mutex_lock(&L);
+	lock_L();
 	if (!(prot & (PROT_READ | PROT_WRITE)))
 		unregister_range(lo, hi); /* the contract: inaccessible memory is not registered */
 	if (pl_set_overlaps(&reg, lo, hi)) {
@@ -738,7 +814,7 @@ int pl_mprotect(void *addr, size_t len, int prot)
 		}
 	}
 	set_active();
-	pthread_mutex_unlock(&L);
+	unlock_L();
 	errno = saved;
 	return rc;
 }
@@ -747,9 +823,9 @@ int pl_registered(uintptr_t lo, uintptr_t hi)
 {
 	int r;
 
-	pthread_mutex_lock(&L);
+	lock_L();
 	r = pl_set_overlaps(&reg, lo, hi);
-	pthread_mutex_unlock(&L);
+	unlock_L();
 	return r;
 }
 
@@ -762,7 +838,7 @@ int pl_merge_any_set(int on)
 {
 	int err = 0;
 
-	pthread_mutex_lock(&L);
+	lock_L();
 	if (on && !merge_any) {
 		merge_any = 1;
 		pl_inside++; /* setenv may allocate (and map) through the program's malloc */
@@ -770,6 +846,7 @@ int pl_merge_any_set(int on)
 		pl_inside--;
 		set_active();
 		sweep_locked();
+		engine_up();
 		if (failed && require)
 			err = -require_errno();
 		start_sweeper();
@@ -790,7 +867,7 @@ int pl_merge_any_set(int on)
 		pl_inside--;
 	}
 	set_active();
-	pthread_mutex_unlock(&L);
+	unlock_L();
 	return err;
 }
 
@@ -812,7 +889,9 @@ char **pl_env_for_exec(char *const envp[])
 	size_t n = 0, k = 0;
 	char **env;
 
-	if (!pl_merge_any_get() || (has_var(envp, "SAMEPAGE_MERGE_ANY", "1") && has_var(envp, "LD_PRELOAD", self_path)))
+	if (!pl_merge_any_get() ||
+	    (has_var(envp, "SAMEPAGE_MERGE_ANY", "1") && has_var(envp, "LD_PRELOAD", self_path) &&
+	     (!rt_path[0] || has_var(envp, "LD_PRELOAD", rt_path))))
 		return (char **)envp;
 	while (envp && envp[n])
 		n++;
@@ -831,11 +910,12 @@ char **pl_env_for_exec(char *const envp[])
 		for (size_t i = 0; i < n; i++)
 			if (!strncmp(envp[i], "LD_PRELOAD=", 11))
 				old = envp[i] + 11;
-		len = 12 + strlen(self_path) + (old ? strlen(old) + 1 : 0);
+		len = 12 + strlen(self_path) + (old ? strlen(old) + 1 : 0) + strlen(rt_path) + 1;
 		v = pl_malloc(len);
 		if (v) {
-			snprintf(v, len, "LD_PRELOAD=%s%s%s", self_path, old && !strstr(old, self_path) ? " " : "",
-				 old && !strstr(old, self_path) ? old : "");
+			/* (a sanitizer build's library: its runtime first) */
+			snprintf(v, len, "LD_PRELOAD=%s%s%s%s%s", rt_path, rt_path[0] ? " " : "", self_path,
+				 old && !strstr(old, self_path) ? " " : "", old && !strstr(old, self_path) ? old : "");
 			env[k++] = v;
 		}
 	}
@@ -881,13 +961,13 @@ void pl_env_free(char **env, char *const envp[])
 
 static void fork_prepare_first(void)
 {
-	pthread_mutex_lock(&L);
+	lock_L();
 	fork_store_ino = pl_store_ino();
 }
 
 static void fork_parent_last(void)
 {
-	pthread_mutex_unlock(&L);
+	unlock_L();
 }
 
 static void fork_prepare_last(void)
@@ -984,7 +1064,8 @@ static void inherited_store_pages(void)
 
 static void fork_child_last(void)
 {
-	pthread_mutex_init(&L, NULL);
+	pthread_mutex_init(&L, NULL); /* (held by fork_prepare_first) */
+	pl_inside--;
 	{
 		pthread_condattr_t a;
 
@@ -1002,7 +1083,7 @@ static void fork_child_last(void)
 	}
 	/* the engine of the child is new: connect, watch what is inherited,
 	 * register what is mergeable again (before fork() returns here) */
-	pthread_mutex_lock(&L);
+	lock_L();
 	{
 		char why[512] = "";
 
@@ -1017,7 +1098,7 @@ static void fork_child_last(void)
 	fork_store_ino = 0;
 	sweep_locked();
 	start_sweeper();
-	pthread_mutex_unlock(&L);
+	unlock_L();
 }
 
 /* ---- set-up ---------------------------------------------------------------------- */
@@ -1029,6 +1110,7 @@ static void init_once(void)
 	const char *v = getenv("SAMEPAGE_SWEEP_MS");
 	pthread_condattr_t ca;
 	Dl_info info;
+	void *sym;
 
 	pl_arena_init();
 	pthread_condattr_init(&ca);
@@ -1047,6 +1129,18 @@ static void init_once(void)
 		snprintf(domain_label, sizeof(domain_label), "%s", v);
 	if (dladdr((void *)pl_init, &info) && info.dli_fname && info.dli_fname[0] == '/')
 		snprintf(self_path, sizeof(self_path), "%s", info.dli_fname);
+	/* A sanitizer's runtime (its allocator's API): its memory is not the
+	 * program's (see the top). This library built with AddressSanitizer
+	 * needs the runtime loaded before it: an exec under merge-any that
+	 * puts the library in LD_PRELOAD puts the runtime before it. */
+	pl_inside++;
+	sym = dlsym(RTLD_DEFAULT, "__sanitizer_get_allocated_size");
+#ifdef __SANITIZE_ADDRESS__
+	if (sym && dladdr(sym, &info) && info.dli_fname && info.dli_fname[0] == '/')
+		snprintf(rt_path, sizeof(rt_path), "%s", info.dli_fname);
+#endif
+	pl_inside--;
+	__atomic_store_n(&sanitized, sym != NULL, __ATOMIC_RELAXED);
 	/* Order of the fork handlers (prepare: last registered first; parent
 	 * and child: first registered first): our lock, then the engine's,
 	 * then the arena's in prepare, so that the engine's handlers may
