@@ -167,25 +167,6 @@ static void start_guests(const char *const *wrap)
 	printf("  %d guests of %d MiB up after %.1f s\n", NGUEST, GUEST_MIB, (double)(t_now_ms() - t0) / 1000);
 }
 
-/* Pss of pid in KiB (smaps_rollup: each page's size divided by the number
- * of processes mapping it, so a sum over processes counts each page once;
- * the shared zero page counts nowhere) */
-static long long pss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long long v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-	f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "Pss:", 4))
-			v = atoll(line + 4);
-	if (f)
-		fclose(f);
-	return v;
-}
-
 /* Pss of the three QEMU processes (the wrappers' children), in MiB */
 static double guests_pss_mib(void)
 {
@@ -198,7 +179,7 @@ static double guests_pss_mib(void)
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)guests[g], (int)guests[g]);
 		f = fopen(path, "r");
 		if (f && fgets(buf, sizeof(buf), f))
-			kib += pss_kib((pid_t)atoi(buf));
+			kib += t_pss_kib((pid_t)atoi(buf));
 		if (f)
 			fclose(f);
 	}
@@ -207,7 +188,7 @@ static double guests_pss_mib(void)
 
 static double daemon_pss_mib(const struct dt_daemon *d)
 {
-	return (double)pss_kib(d->pid) / 1024;
+	return (double)t_pss_kib(d->pid) / 1024;
 }
 
 static void stop_guests(void)

@@ -241,22 +241,6 @@ static pid_t redis_pid(struct inst *in)
 	return pid;
 }
 
-static long pss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-	f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "Pss:", 4))
-			v = atol(line + 4);
-	if (f)
-		fclose(f);
-	return v;
-}
-
 static void stop(struct inst *in)
 {
 	const char *argv[2] = {"SHUTDOWN", "NOSAVE"};
@@ -270,10 +254,10 @@ static void stop(struct inst *in)
 
 /* Starts, loads and checks three instances; returns the sum of their Pss
  * (KiB) once want() says the merging has settled. */
-static long run_three(struct inst *in, const char *sock, const char *log, long long (*want)(void *), void *ctx,
-		      long long *sharing)
+static long long run_three(struct inst *in, const char *sock, const char *log, long long (*want)(void *), void *ctx,
+			   long long *sharing)
 {
-	long pss = 0;
+	long long pss = 0;
 
 	for (int i = 0; i < NINST; i++)
 		start(&in[i], sock, log);
@@ -291,7 +275,7 @@ static long run_three(struct inst *in, const char *sock, const char *log, long l
 
 		if (bad >= 0)
 			fail_msg("instance %d: key:%d does not read back", i, bad);
-		pss += pss_kib(in[i].redis);
+		pss += t_pss_kib(in[i].redis);
 	}
 	return pss;
 }
@@ -329,7 +313,7 @@ static void test_three_redis(void **state)
 	struct dt_daemon d;
 	struct inst in[NINST];
 	long long sharing, ksharing;
-	long pss, kpss;
+	long long pss, kpss;
 
 	(void)state;
 	dt_start(&d, NULL);
@@ -338,9 +322,9 @@ static void test_three_redis(void **state)
 	assert_int_equal(dt_set(&d, "", "sleep_millisecs", "5"), 0);
 	pss = run_three(in, d.sock, log, daemon_want, &d, &sharing);
 	printf("  engine (samepaged): pages_sharing %lld (%lld MiB saved), pages_shared %lld; Pss of the redis "
-	       "%ld MiB, of samepaged %ld MiB\n",
+	       "%lld MiB, of samepaged %lld MiB\n",
 	       sharing, sharing * 4 / 1024, dt_value(dt_status(&d), DOM, "pages_shared"), pss / 1024,
-	       pss_kib(d.pid) / 1024);
+	       t_pss_kib(d.pid) / 1024);
 	assert_true(sharing >= WANT_SHARING);
 	assert_int_equal(dt_value(dt_status(&d), DOM, "clients"), NINST);
 	for (int i = 0; i < NINST; i++)
@@ -360,7 +344,7 @@ static void test_three_redis(void **state)
 	t_ksm_set("sleep_millisecs", "5");
 	kpss = run_three(in, NULL, log, kernel_want, NULL, &ksharing);
 	printf("  kernel's KSM:       pages_sharing %lld (%lld MiB saved), pages_shared %ld; Pss of the redis "
-	       "%ld MiB\n",
+	       "%lld MiB\n",
 	       ksharing, ksharing * 4 / 1024, t_ksm_get("pages_shared"), kpss / 1024);
 	assert_true(ksharing > 0);
 	for (int i = 0; i < NINST; i++)

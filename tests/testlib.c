@@ -209,6 +209,22 @@ int t_ksmd_pid(void)
 	return -1;
 }
 
+long long t_pss_kib(int pid)
+{
+	char path[64], line[256];
+	long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Pss:", 4))
+			v = atoll(line + 4);
+	if (f)
+		fclose(f);
+	return v;
+}
+
 double t_ksmd_cpu(int pid)
 {
 	char path[64], buf[1024], *p;

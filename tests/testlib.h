@@ -46,5 +46,9 @@ void t_ksm_counters(struct t_ksm_counters *c);
 /* ksmd: its pid (-1 if none), and its CPU seconds (utime + stime). */
 int t_ksmd_pid(void);
 double t_ksmd_cpu(int pid);
+/* Pss of pid in KiB, from /proc/PID/smaps_rollup (each page's size divided
+ * by the number of processes mapping it, so a sum over processes counts a
+ * page once; the shared zero page counts nowhere); 0 if unreadable. */
+long long t_pss_kib(int pid);
 
 #endif
