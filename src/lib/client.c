@@ -223,6 +223,8 @@ static void fork_handlers(void)
 	pthread_atfork(NULL, fork_parent, NULL);
 }
 
+static int hung_up(int fd);
+
 static int serve(struct sp_engine *e, const struct sp_msg *h, const void *body, long n)
 {
 	/* static, not __thread: only the agent thread serves (the buffers
@@ -239,8 +241,13 @@ static int serve(struct sp_engine *e, const struct sp_msg *h, const void *body, 
 	case SP_A_REMAP:
 		if (n != sizeof(*rm))
 			return -EPROTO;
+		/* not once the daemon is gone: the application may be copying
+		 * those pages back by itself already (sp_client_unregister), and
+		 * a store page mapped after that would stay, unregistered */
 		pthread_mutex_lock(&fork_lock);
-		err = forking ? -EAGAIN : m->ops->remap(m, (uintptr_t)rm->addr, rm->npages, rm->pg, rm->joins);
+		err = forking			 ? -EAGAIN
+		      : hung_up(e->client.agent) ? -ECONNRESET
+						 : m->ops->remap(m, (uintptr_t)rm->addr, rm->npages, rm->pg, rm->joins);
 		pthread_mutex_unlock(&fork_lock);
 		break;
 	case SP_A_ZAP:
@@ -541,7 +548,14 @@ int sp_client_unregister(struct sp_engine *e, uintptr_t start, size_t len)
 	int err = call(c, SP_M_UNREGISTER, &r, sizeof(r), NULL, 0, NULL);
 
 	if (err == -ENOTCONN) {
-		/* no daemon: plain memory again by ourselves */
+		/* no daemon: plain memory again by ourselves. The agent may
+		 * not have seen it go yet, with a remap of these pages read
+		 * and not done: hang up its end too, so that it does none
+		 * from now on (serve), and wait for one under way. */
+		pthread_mutex_lock(&fork_lock);
+		if (c->agent >= 0)
+			shutdown(c->agent, SHUT_RDWR);
+		pthread_mutex_unlock(&fork_lock);
 		err = e->local.mem.ops->restore(&e->local.mem, start, len / PAGE);
 		if (err == -EINVAL || err == -ENOMEM)
 			err = 0; /* parts never registered or unmapped: fine */

@@ -52,7 +52,6 @@ enum sp_msg_type {
 	SP_A_RESTORE,	   /* body sp_range_msg */
 	SP_A_WAKE_BLOCKED, /* no body */
 	SP_A_EVENTS,	   /* no body; reply body: uint64_t addresses now plain anonymous */
-	SP_A_BATCH,	   /* body sp_remap_msg[k], done in order (npages 0: a wake_blocked); reply body int32 err[k] */
 	SP_M_REPLY = 128,  /* body: int32 err (0 or -errno), then the answer */
 };
 
@@ -123,8 +122,9 @@ long sp_wire_recv(int fd, void *buf, size_t cap, int *fds, int *nfds, int timeou
 int sp_wire_call(int fd, uint32_t type, const void *body, size_t len, const int *fds, int nfds, void *out,
 		 size_t outlen, size_t *got, int *rfds, int *nrfds, int timeout_ms, int64_t *budget);
 /* The whole STATUS text, asked page by page: the daemon's line, then a
- * blank line before each block (a domain's or a client's). *text is
- * malloc'd (free it). 0 or -errno. */
+ * blank line before each block (a domain's or a client's). A client that
+ * connects or leaves between two pages can be missed or shown twice.
+ * *text is malloc'd (free it). 0 or -errno. */
 int sp_wire_status(int fd, char **text, int timeout_ms);
 /* Answers with SP_M_REPLY. 0 or -errno. */
 int sp_wire_reply(int fd, int err, int64_t budget, const void *body, size_t len, const int *fds, int nfds);
