@@ -34,12 +34,14 @@
  * reported as in ASan's heap (headers stay addressable).
  */
 #include <errno.h>
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
@@ -563,5 +565,7 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+	if (req == (unsigned long)USERFAULTFD_IOC_NEW)
+		return pl_fds_ioctl_new(fd, req, arg); /* a descriptor of the engine's */
 	return pl_sys_ioctl(fd, req, arg);
 }

@@ -192,9 +192,16 @@ PL_EXPORT int ioctl(int fd, unsigned long req, ...)
 
 PL_EXPORT int close(int fd)
 {
-	if (!pl_inside && pl_engine_fd(fd))
-		return 0; /* as if closed; the number stays the engine's */
-	return pl_sys_close(fd);
+	int rc = 0;
+
+	if (pl_inside)
+		return pl_sys_close(fd);
+	pl_fds_close_begin(); /* (no descriptor of the engine's half-made) */
+	if (!pl_engine_fd(fd))
+		rc = pl_sys_close(fd);
+	/* else as if closed; the number stays the engine's */
+	pl_fds_close_end();
+	return rc;
 }
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -202,9 +209,9 @@ PL_EXPORT int close(int fd)
 #endif
 
 /* close_range(2) on [first, last] around the engine's descriptors */
-static int close_around(unsigned first, unsigned last, unsigned flags)
+static int close_range_around(unsigned first, unsigned last, unsigned flags)
 {
-	int fds[32], n = (flags & CLOSE_RANGE_CLOEXEC) ? 0 : pl_engine_fds(fds, 32);
+	int fds[PL_ENGINE_FDS_MAX], n = (flags & CLOSE_RANGE_CLOEXEC) ? 0 : pl_engine_fds(fds, PL_ENGINE_FDS_MAX);
 	unsigned lo = first;
 
 	/* (the engine's are close-on-exec already: CLOEXEC ranges as asked) */
@@ -220,6 +227,18 @@ static int close_around(unsigned first, unsigned last, unsigned flags)
 		lo = fd + 1;
 	}
 	return lo <= last ? (int)syscall(SYS_close_range, lo, last, flags) : 0;
+}
+
+static int close_around(unsigned first, unsigned last, unsigned flags)
+{
+	int rc, saved;
+
+	pl_fds_close_begin();
+	rc = close_range_around(first, last, flags);
+	saved = errno;
+	pl_fds_close_end();
+	errno = saved;
+	return rc;
 }
 
 PL_EXPORT int close_range(unsigned first, unsigned last, int flags)

@@ -81,7 +81,11 @@ int pl_maps_each(int (*fn)(void *ctx, const struct pl_vma *v), void *ctx)
 
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got <= 0)
+		if (got < 0) { /* never half a list: what is missing would look unmapped */
+			rc = -errno;
+			break;
+		}
+		if (!got)
 			break;
 		have += (size_t)got;
 		while ((nl = memchr(p, '\n', have - (size_t)(p - buf)))) {
@@ -159,19 +163,8 @@ uint64_t pl_store_ino(void)
 /* The engine's descriptors (>= 3), sorted; how many. */
 int pl_engine_fds(int *out, int max)
 {
-	const struct sp_engine *e = &sp_engine;
-	const int *mine[] = {&e->local.uffd.fd,	   &e->local.store.fd, &e->local.pm.fd, &e->local.maps_fd,
-			     &e->local.ev.maps_fd, &e->client.ctl,     &e->client.agent};
-	int n = 0;
+	int n = pl_fds_list(out, max);
 
-	if (__atomic_load_n(&e->core_ready, __ATOMIC_ACQUIRE))
-		for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]) && n < max; i++) {
-			int fd = __atomic_load_n(mine[i], __ATOMIC_RELAXED);
-
-			if (fd >= 3)
-				out[n++] = fd;
-		}
-	n += pl_files_list(out + n, max - n);
 	for (int i = 1; i < n; i++) /* (a handful: insertion sort) */
 		for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
 			int t = out[j];
@@ -184,11 +177,11 @@ int pl_engine_fds(int *out, int max)
 
 int pl_engine_fd(int fd)
 {
-	int fds[32], n;
+	int fds[PL_ENGINE_FDS_MAX], n;
 
 	if (fd < 3)
 		return 0;
-	n = pl_engine_fds(fds, 32);
+	n = pl_engine_fds(fds, PL_ENGINE_FDS_MAX);
 	for (int i = 0; i < n; i++)
 		if (fds[i] == fd)
 			return 1;

@@ -982,6 +982,7 @@ static void fork_parent_first(void)
 
 static void fork_child_first(void)
 {
+	pl_fds_fork_child();
 	pl_arena_reinit_locks();
 }
 

@@ -10,6 +10,7 @@
  *   set.c        sets of address ranges
  *   merge.c      what is mergeable, what is registered, merge-any, fork
  *   interpose.c  the exported libc functions (madvise, munmap, prctl, ...)
+ *   fds.c        the descriptors the engine opens, kept from the program
  */
 #ifndef SP_PRELOAD_H
 #define SP_PRELOAD_H
@@ -31,18 +32,28 @@ int pl_sys_mprotect(void *addr, size_t len, int prot);
 int pl_sys_ioctl(int fd, unsigned long req, void *arg);
 int pl_sys_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
 int pl_sys_close(int fd);
-/* 1 if fd is one of the engine's (its userfaultfd, store, pagemap, maps,
+/* 1 if fd is one of the engine's (held by fds.c: its userfaultfd, store, maps,
  * samepaged's sockets, a file wrap.c has open): a program closing every
  * descriptor it did not open must not close those (the number would be
  * reused for the program's own file, and the engine would write there). */
 int pl_engine_fd(int fd);
 /* all of them (>= 3), sorted: how many, at most max */
+#define PL_ENGINE_FDS_MAX 160
 int pl_engine_fds(int *out, int max);
-/* the open descriptors of wrap.c's fopen */
-int pl_files_list(int *out, int max);
 /* write(2) all of it to fd 2 (no stdio: no lock a frozen program thread
  * could hold) */
 void pl_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- fds.c: every descriptor the engine's code creates is held until it
+ * closes it; the program's close, close_range and closefrom skip those ---- */
+void pl_fds_hold(int fd);
+void pl_fds_drop(int fd);
+int pl_fds_list(int *out, int max); /* held ones >= 3, unsorted */
+/* around a close by the program: waits out a creation under way */
+void pl_fds_close_begin(void);
+void pl_fds_close_end(void);
+void pl_fds_fork_child(void);
+int pl_fds_ioctl_new(int fd, unsigned long req, void *arg); /* USERFAULTFD_IOC_NEW */
 
 /* ---- arena.c ------------------------------------------------------------- */
 /* Reserves the arena (idempotent; 0 or -errno). Everything the library and

@@ -106,27 +106,11 @@ char *__wrap_fgets(char *s, int n, FILE *stream)
 	return s;
 }
 
-int pl_files_list(int *out, int max)
-{
-	int n = 0;
-
-	for (int i = 0; i < NFILES && n < max; i++)
-		if (__atomic_load_n(&files[i].used, __ATOMIC_ACQUIRE) && files[i].fd >= 3)
-			out[n++] = files[i].fd;
-	return n;
-}
-
-int __wrap_close(int fd);
-int __wrap_close(int fd)
-{
-	return pl_sys_close(fd);
-}
-
 int __wrap_fclose(FILE *stream)
 {
 	struct pl_file *f = (struct pl_file *)(void *)stream;
 
-	pl_sys_close(f->fd);
+	close(f->fd); /* (fds.c's: no longer held) */
 	__atomic_store_n(&f->used, 0, __ATOMIC_RELEASE);
 	return 0;
 }
