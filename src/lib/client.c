@@ -352,7 +352,7 @@ static int reconnect(struct sp_engine *e)
 {
 	struct sp_client *c = &e->client;
 	char why[256];
-	int fd = connect_to(c->path), store, devuffd, err;
+	int fd = connect_to(c->path), store, devuffd, err, attached = 0;
 
 	if (fd < 0)
 		return fd;
@@ -367,6 +367,7 @@ static int reconnect(struct sp_engine *e)
 		close(e->local.store.fd);
 		e->local.store.fd = store;
 		err = attach(e, why, sizeof(why));
+		attached = 1; /* (or maybe: the daemon may hold our userfaultfd) */
 	}
 	if (!err) {
 		c->lost = 0;
@@ -383,6 +384,13 @@ static int reconnect(struct sp_engine *e)
 		if (c->agent >= 0)
 			close(c->agent);
 		c->agent = -1;
+		/* The new daemon had our userfaultfd (ATTACH) and may have
+		 * frozen pages of what we registered again before it went:
+		 * nobody else would thaw them, and writers would wait for the
+		 * next daemon. No remap of ours can follow (the agent end is
+		 * closed), so thawing is safe. */
+		if (attached)
+			thaw_all(e);
 	} else {
 		fprintf(stderr, "samepage: samepaged is back at %s (domain %s): %zu ranges registered again\n", c->path,
 			c->domain, c->nranges);
