@@ -481,6 +481,58 @@ static void test_kill9_writers(void **state)
 	dt_cleanup(&d);
 }
 
+/* samepaged killed, restarted, and killed again while a writer waits on a
+ * page the new daemon froze, most often while the client is still
+ * registering its ranges with it (each REGISTER is answered after the
+ * scanner's batch, which merges the ranges already back); then no daemon
+ * at all. What that daemon froze must be thawed by the client alone: the
+ * writers must go on within a second, every page as last written. */
+static void test_kill9_reregister(void **state)
+{
+	static const char conf[] = "[domain fast]\nusers = root\npages_to_scan = 10000\nsleep_millisecs = 0\n";
+	struct dt_daemon d;
+	struct dt_child c;
+	struct k_report r;
+	char what[96];
+	int caught = 0;
+
+	(void)state;
+	dt_start(&d, conf);
+	setenv("SAMEPAGE_DAEMON", d.sock, 1);
+	dt_spawn(&c, k_client, NULL);
+	assert_int_equal(dt_step(&c), 'r');
+	assert_true(dt_wait(&d, "domain fast", "pages_sharing", 1) > 0);
+	for (int round = 0; round < 4; round++) {
+		dt_go(&c, 'k');
+		assert_int_equal(dt_step(&c), 'k');
+		dt_kill9(&d);
+		dt_go(&c, 'e');
+		snprintf(what, sizeof(what), "kill %d:", round + 1);
+		k_get_report(&c, &r, what);
+		/* back, and gone again the moment a writer waits on it */
+		dt_restart(&d);
+		dt_go(&c, 'b');
+		assert_int_equal(write(c.wr, &d.pid, sizeof(d.pid)), (ssize_t)sizeof(d.pid));
+		assert_int_equal(dt_step(&c), 'b');
+		dt_kill9(&d);
+		dt_go(&c, 'e');
+		snprintf(what, sizeof(what), "restart %d, killed again:", round + 1);
+		k_get_report(&c, &r, what);
+		caught += r.killer >= 0;
+		if (round < 3) { /* (the next round starts from a daemon that merges) */
+			dt_restart(&d);
+			assert_true(dt_wait(&d, "domain fast", "pages_sharing", 1) > 0);
+		}
+	}
+	assert_true(caught >= 1);
+	dt_go(&c, 'q');
+	assert_int_equal(read_full(c.rd, &r, sizeof(r), DT_PATIENCE_MS), 0);
+	assert_int_equal(r.mismatches, 0);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(dt_reap(&c), 0);
+	dt_cleanup(&d);
+}
+
 /* ======================================================================
  * unregistering the middle of a merged range
  * ====================================================================== */
@@ -1443,9 +1495,9 @@ static void test_bad_config(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_config),     cmocka_unit_test(test_unregister_middle),
-		cmocka_unit_test(test_protocol_abuse), cmocka_unit_test(test_kill9_writers),
-		cmocka_unit_test(test_stopped_client),
+		cmocka_unit_test(test_bad_config),	 cmocka_unit_test(test_unregister_middle),
+		cmocka_unit_test(test_protocol_abuse),	 cmocka_unit_test(test_kill9_writers),
+		cmocka_unit_test(test_kill9_reregister), cmocka_unit_test(test_stopped_client),
 	};
 
 	if (geteuid()) {
