@@ -276,6 +276,8 @@ static void test_fork_exec(void **state)
 	/* exec keeps merge-any, with environ or an empty environment */
 	assert_string_equal(pt_cmd((last_prog = &a), "exec environ"), "ok 1");
 	assert_string_equal(pt_cmd((last_prog = &a), "exec env"), "ok 1");
+	/* LD_PRELOAD already naming us: the program's other entries kept */
+	assert_string_equal(pt_cmd((last_prog = &a), "exec preload"), "ok 11");
 	ok(pt_cmd((last_prog = &a), "prctl 0"));
 	assert_string_equal(pt_cmd((last_prog = &a), "exec environ"), "ok 0");
 	assert_string_equal(pt_cmd((last_prog = &a), "exec env"), "ok 0");

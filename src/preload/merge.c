@@ -913,9 +913,14 @@ char **pl_env_for_exec(char *const envp[])
 		len = 12 + strlen(self_path) + (old ? strlen(old) + 1 : 0) + strlen(rt_path) + 1;
 		v = pl_malloc(len);
 		if (v) {
-			/* (a sanitizer build's library: its runtime first) */
-			snprintf(v, len, "LD_PRELOAD=%s%s%s%s%s", rt_path, rt_path[0] ? " " : "", self_path,
-				 old && !strstr(old, self_path) ? " " : "", old && !strstr(old, self_path) ? old : "");
+			/* what is missing in front (a sanitizer build's library:
+			 * its runtime first), the program's own list after it,
+			 * whole */
+			int has_self = old && strstr(old, self_path),
+			    has_rt = !rt_path[0] || (old && strstr(old, rt_path));
+
+			snprintf(v, len, "LD_PRELOAD=%s%s%s%s%s", has_rt ? "" : rt_path, has_rt ? "" : " ",
+				 has_self ? "" : self_path, old && !has_self ? " " : "", old ? old : "");
 			env[k++] = v;
 		}
 	}
