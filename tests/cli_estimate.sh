@@ -40,6 +40,9 @@ rm -f "$conf"
 # a process of our own: complete, JSON parses
 sleep 30 &
 victim=$!
+# (until it has exec'd, $victim is the forked shell, which the exec replaces)
+deadline=$((SECONDS + 10))
+until [ "$(cat /proc/$victim/comm 2>/dev/null)" = sleep ] || [ $SECONDS -ge $deadline ]; do sleep 0.02; done
 out=$("$bin" estimate --pid $victim --json --all-anon)
 rc=$?
 [ $rc = 0 ] || { echo "FAIL: own process: status $rc"; fail=1; }

@@ -243,9 +243,13 @@ rc=$?
 python3 -c "
 import sys, time
 b = bytearray(b'\x5a') * (4096 * 256)
-time.sleep(120)" &
+open(sys.argv[1], 'w').close()
+time.sleep(120)" "$tmp/victim-ready" &
 victim=$!
 kids+=("$victim")
+# its memory filled (until then $victim may still be the forked shell)
+deadline=$((SECONDS + 20))
+until [ -e "$tmp/victim-ready" ] || [ $SECONDS -ge $deadline ]; do sleep 0.02; done
 "$bin" estimate --pid $victim --samples 2 --interval 5 --all-anon --json --no-progress >"$tmp/out" 2>"$tmp/err" &
 est=$!
 # the first sample is done when estimate sleeps (clock_nanosleep, syscall 230)
