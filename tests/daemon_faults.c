@@ -948,12 +948,11 @@ static const struct {
 	{SP_M_STATUS, 0},
 	{SP_M_FORK, 0},
 	{SP_M_FORK + 1, 8},
-	{SP_A_REMAP - 1, 8},
-	{SP_A_REMAP, sizeof(struct sp_remap_msg)},
+	{SP_A_BATCH - 1, 8},
+	{SP_A_BATCH, sizeof(struct sp_remap_msg)},
 	{SP_A_ZAP, sizeof(struct sp_range_msg)},
 	{SP_A_UNMERGE, sizeof(struct sp_range_msg)},
 	{SP_A_RESTORE, sizeof(struct sp_range_msg)},
-	{SP_A_WAKE_BLOCKED, 0},
 	{SP_A_EVENTS, 0},
 	{SP_M_REPLY - 1, 0},
 	{SP_M_REPLY, sizeof(struct sp_reply)},
@@ -1130,7 +1129,7 @@ static void test_protocol_abuse(void **state)
 
 	/* unknown types, and the agent's own from a client */
 	{
-		const uint32_t types[] = {0, 11, 63, 999, SP_A_WAKE_BLOCKED, SP_M_REPLY, 0x80000001u};
+		const uint32_t types[] = {0, 11, 63, 999, SP_A_EVENTS, SP_M_REPLY, 0x80000001u};
 		struct sp_remap_msg rm = {.addr = 0x10000, .npages = 1};
 
 		for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -1140,8 +1139,8 @@ static void test_protocol_abuse(void **state)
 		}
 		fd = raw_conn(&d);
 		hello_ok(fd);
-		assert_int_equal(sp_wire_send(fd, SP_A_REMAP, &rm, sizeof(rm), NULL, 0), 0);
-		expect_dropped(fd, "REMAP to the daemon");
+		assert_int_equal(sp_wire_send(fd, SP_A_BATCH, &rm, sizeof(rm), NULL, 0), 0);
+		expect_dropped(fd, "BATCH to the daemon");
 	}
 	good_ok(&d, &g, base, "unknown types:");
 

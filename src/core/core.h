@@ -96,9 +96,10 @@ struct sp_core {
 	uint64_t keys[SP_BATCH_MAX];	/* index keys: content hash, mixed with the node */
 	uint64_t content[SP_BATCH_MAX]; /* content hashes (XXH3)                         */
 	int nodes[SP_BATCH_MAX];
-	uint8_t *buf;	  /* SP_BATCH_MAX pages: the batch's content */
-	uint8_t *verify;  /* SP_BATCH_MAX pages: re-read under freeze */
-	uint8_t *partner; /* SP_BATCH_MAX pages: partner pages      */
+	uint8_t frozen[SP_BATCH_MAX]; /* frozen before its read (scan.c): buf is verified content */
+	uint8_t *buf;		      /* SP_BATCH_MAX pages: the batch's content */
+	uint8_t *verify;	      /* SP_BATCH_MAX pages: re-read under freeze */
+	uint8_t *partner;	      /* SP_BATCH_MAX pages: partner pages      */
 };
 
 /* Stats as struct samepage_stats fields, computed from the core. */

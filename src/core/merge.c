@@ -3,9 +3,11 @@
  * merge.c - executing merge runs (see merge.h).
  *
  * Order of operations for every run, and why:
- *   1. freeze the run(s): from here on nobody can change the content;
+ *   1. freeze the run(s): from here on nobody can change the content (a
+ *      run the scan froze before reading it, scan.c, is frozen already);
  *   2. re-read and compare: hashes only nominated the pages, memcmp of the
- *      frozen copies decides;
+ *      frozen copies decides (a run frozen before its read is not read
+ *      again: the batch buffer holds its frozen content);
  *   3. remap the matching sub-runs, thaw the rest; writers that blocked on
  *      remapped pages are woken once per batch (wake_blocked in scan.c),
  *      when nothing is frozen any more.
@@ -118,6 +120,17 @@ static void not_merged(struct sp_core *c, const struct sp_run *r, uint32_t k, ui
 	}
 }
 
+/* Were all pages of the run frozen before the scan read them (scan.c)?
+ * Then c->buf holds their content as it is and stays: it is compared
+ * without reading them again. */
+static int frozen_ahead(const struct sp_core *c, const struct sp_run *r)
+{
+	for (uint32_t k = 0; k < r->n; k++)
+		if (!c->frozen[r->i0 + k])
+			return 0;
+	return 1;
+}
+
 /* Item of batch page i0 + m of the run, and of its partner. */
 static struct sp_item *run_item(struct sp_core *c, const struct sp_run *r, uint32_t m)
 {
@@ -138,16 +151,25 @@ static void merge_stable(struct sp_core *c, struct sp_run *r)
 	struct sp_mem *m = sp_core_mem(c, r->region);
 	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
 	uint8_t ok[SP_BATCH_MAX];
+	const uint8_t *own = c->verify;
 	uint32_t k, j;
-	long got;
+	long got = r->n;
 
-	if (!have_budget(c, m) || m->ops->freeze(m, addr, r->n)) {
+	if (frozen_ahead(c, r)) {
+		own = c->buf + (size_t)r->i0 * PAGE;
+		if (!have_budget(c, m)) {
+			thaw(m, addr, r->n);
+			not_merged(c, r, 0, r->n);
+			return;
+		}
+	} else if (!have_budget(c, m) || m->ops->freeze(m, addr, r->n)) {
 		not_merged(c, r, 0, r->n);
 		return;
+	} else {
+		got = m->ops->read(m, addr, r->n, c->verify);
 	}
-	got = m->ops->read(m, addr, r->n, c->verify);
 	for (k = 0; k < r->n; k++)
-		ok[k] = (long)k < got && !memcmp(c->verify + (size_t)k * PAGE, sp_core_store_page(c, r->pg0 + k), PAGE);
+		ok[k] = (long)k < got && !memcmp(own + (size_t)k * PAGE, sp_core_store_page(c, r->pg0 + k), PAGE);
 	for (k = 0; k < r->n; k = j) {
 		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
 
@@ -186,20 +208,30 @@ static int new_nodes(struct sp_core *c, struct sp_run *r, uint32_t k, uint32_t j
 }
 
 /* Freezes both sides of a pair run and reads them; ok[k]: page k and its
- * partner are equal and still what was hashed. 0, or -1 with nothing
- * frozen. The partner may be in another address space. */
-static int freeze_and_compare(struct sp_core *c, struct sp_run *r, uintptr_t addr, uintptr_t paddr, uint8_t *ok)
+ * partner are equal and still what was hashed. *own gets the run's frozen
+ * content (c->verify, or c->buf when the scan froze the run before reading
+ * it). 0, or -1 with nothing frozen. The partner may be in another address
+ * space. */
+static int freeze_and_compare(struct sp_core *c, struct sp_run *r, uintptr_t addr, uintptr_t paddr, uint8_t *ok,
+			      const uint8_t **own)
 {
 	struct sp_mem *m = sp_core_mem(c, r->region), *pm = sp_core_mem(c, r->partner_region);
-	long got, pgot;
+	int ahead = frozen_ahead(c, r);
+	long got = r->n, pgot;
 
-	if (!have_budget(c, m) || !have_budget(c, pm) || m->ops->freeze(m, addr, r->n))
+	*own = ahead ? c->buf + (size_t)r->i0 * PAGE : c->verify;
+	if (!have_budget(c, m) || !have_budget(c, pm) || (!ahead && m->ops->freeze(m, addr, r->n))) {
+		if (ahead)
+			thaw(m, addr, r->n);
 		return -1;
+	}
 	if (pm->ops->freeze(pm, paddr, r->n)) {
 		thaw(m, addr, r->n);
 		return -1;
 	}
-	if (m == pm && m->ops->read2) {
+	if (ahead) {
+		pgot = pm->ops->read(pm, paddr, r->n, c->partner);
+	} else if (m == pm && m->ops->read2) {
 		got = m->ops->read2(m, addr, c->verify, paddr, c->partner, r->n, &pgot);
 	} else {
 		got = m->ops->read(m, addr, r->n, c->verify);
@@ -208,16 +240,17 @@ static int freeze_and_compare(struct sp_core *c, struct sp_run *r, uintptr_t add
 	for (uint32_t k = 0; k < r->n; k++) {
 		size_t off = (size_t)k * PAGE;
 
-		ok[k] = (long)k < got && (long)k < pgot && !memcmp(c->verify + off, c->partner + off, PAGE) &&
-			!memcmp(c->verify + off, c->buf + (size_t)(r->i0 + k) * PAGE, PAGE);
+		ok[k] = (long)k < got && (long)k < pgot && !memcmp(*own + off, c->partner + off, PAGE) &&
+			!memcmp(*own + off, c->buf + (size_t)(r->i0 + k) * PAGE, PAGE);
 	}
 	return 0;
 }
 
-/* Pages [k, j) of a frozen pair run, all verified equal: new store pages,
- * their nodes, then both sides remapped. Unfreezes both sides. */
+/* Pages [k, j) of a frozen pair run, all verified equal (own: the run's
+ * frozen content): new store pages, their nodes, then both sides remapped.
+ * Unfreezes both sides. */
 static void merge_pair_span(struct sp_core *c, struct sp_run *r, uintptr_t addr, uintptr_t paddr, uint32_t k,
-			    uint32_t j)
+			    uint32_t j, const uint8_t *own)
 {
 	struct sp_mem *m = sp_core_mem(c, r->region), *pm = sp_core_mem(c, r->partner_region);
 	uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT), pa = paddr + ((uintptr_t)k << SP_PAGE_SHIFT);
@@ -233,7 +266,7 @@ static void merge_pair_span(struct sp_core *c, struct sp_run *r, uintptr_t addr,
 		return;
 	}
 	for (uint32_t x = k; x < j; x++)
-		memcpy(sp_core_store_page(c, pg + x - k), c->verify + (size_t)x * PAGE, PAGE);
+		memcpy(sp_core_store_page(c, pg + x - k), own + (size_t)x * PAGE, PAGE);
 	mine = remap(c, r->region, a, j - k, pg, joins(c, r->region, r->id0 + r->i0 + k, j - k, pg));
 	if (mine)
 		thaw(m, a, j - k);
@@ -262,16 +295,17 @@ static void merge_pair(struct sp_core *c, struct sp_run *r)
 	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
 	uintptr_t paddr = sp_rmap_addr(&c->rmap, r->partner_region, r->partner0);
 	uint8_t ok[SP_BATCH_MAX];
+	const uint8_t *own;
 	uint32_t k, j;
 
-	if (freeze_and_compare(c, r, addr, paddr, ok)) {
+	if (freeze_and_compare(c, r, addr, paddr, ok, &own)) {
 		not_merged(c, r, 0, r->n);
 		return;
 	}
 	for (k = 0; k < r->n; k = j) {
 		j = span(ok, k, r->n);
 		if (ok[k]) {
-			merge_pair_span(c, r, addr, paddr, k, j);
+			merge_pair_span(c, r, addr, paddr, k, j, own);
 			continue;
 		}
 		thaw(m, addr + ((uintptr_t)k << SP_PAGE_SHIFT), j - k);
@@ -286,16 +320,20 @@ static void merge_zero(struct sp_core *c, struct sp_run *r)
 	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
 	static const uint8_t zero[PAGE];
 	uint8_t ok[SP_BATCH_MAX];
+	const uint8_t *own = c->verify;
 	uint32_t k, j;
-	long got;
+	long got = r->n;
 
-	if (m->ops->freeze(m, addr, r->n)) {
+	if (frozen_ahead(c, r)) {
+		own = c->buf + (size_t)r->i0 * PAGE;
+	} else if (m->ops->freeze(m, addr, r->n)) {
 		not_merged(c, r, 0, r->n);
 		return;
+	} else {
+		got = m->ops->read(m, addr, r->n, c->verify);
 	}
-	got = m->ops->read(m, addr, r->n, c->verify);
 	for (k = 0; k < r->n; k++)
-		ok[k] = (long)k < got && !memcmp(c->verify + (size_t)k * PAGE, zero, PAGE);
+		ok[k] = (long)k < got && !memcmp(own + (size_t)k * PAGE, zero, PAGE);
 	for (k = 0; k < r->n; k = j) {
 		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
 
@@ -318,6 +356,18 @@ static void merge_zero(struct sp_core *c, struct sp_run *r)
 
 void sp_merge_run(struct sp_core *c, struct sp_run *r)
 {
+	if (r->kind != SP_RUN_NONE && !frozen_ahead(c, r)) {
+		/* some pages frozen ahead, not all (the guess missed the
+		 * others): thawed, the whole run goes the usual way (freeze,
+		 * read again, compare) */
+		struct sp_mem *m = sp_core_mem(c, r->region);
+
+		for (uint32_t k = 0; k < r->n; k++)
+			if (c->frozen[r->i0 + k]) {
+				c->frozen[r->i0 + k] = 0;
+				m->ops->thaw(m, r->addr0 + ((uintptr_t)(r->i0 + k) << SP_PAGE_SHIFT), 1);
+			}
+	}
 	switch (r->kind) {
 	case SP_RUN_STABLE:
 		merge_stable(c, r);
@@ -331,6 +381,8 @@ void sp_merge_run(struct sp_core *c, struct sp_run *r)
 	case SP_RUN_NONE:
 		break;
 	}
+	if (r->kind != SP_RUN_NONE) /* remapped or thawed: the scan's no more */
+		memset(c->frozen + r->i0, 0, r->n);
 	r->kind = SP_RUN_NONE;
 	r->n = 0;
 }

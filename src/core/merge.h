@@ -4,7 +4,8 @@
  *
  * The scan collects consecutive pages of a batch that merge "the same way"
  * into one pending run, and merge.c executes it with one freeze, one
- * re-read and one remap per side:
+ * re-read and one remap per side (no re-read of the scanned side when the
+ * scan froze it before reading it):
  *
  *   SP_RUN_STABLE  page k of the run joins store page pg0 + k
  *   SP_RUN_PAIR    page k pairs with the unstable page partner0 + k: both

@@ -159,6 +159,11 @@ static void start_or_extend(struct sp_core *c, struct sp_run *r, uint32_t idx, c
 
 		/* the partner is taken: later pages must not pick it too */
 		sp_core_leave_unstable(c, v->partner, pt);
+		/* a partner in this batch that was frozen ahead belongs to
+		 * this run now, which remaps or thaws it */
+		if (v->partner >= r->id0 && v->partner - r->id0 < SP_BATCH_MAX &&
+		    sp_rmap_region_of(&c->rmap, v->partner) == (int)r->region)
+			c->frozen[v->partner - r->id0] = 0;
 	}
 	r->nodes[r->n++] = v->node;
 }
@@ -208,6 +213,54 @@ void sp_core_read_hash(struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint
 		}
 		i = j;
 	}
+}
+
+/* Would page id, unchanged since its last visit, merge? Then it is frozen
+ * before it is read: the one read serves as hash and as the verified
+ * content a merge compares (a second read under freeze was a fifth of a
+ * merging scan's copying). A guess: the indexes change as the batch goes,
+ * and the content may have changed since the last visit; a page frozen in
+ * vain is thawed at the batch's end. */
+static int likely_merges(struct sp_core *c, uint32_t id, const struct sp_item *it)
+{
+	if (!(it->flags & SP_IT_CHECKED))
+		return 0;
+	if (c->knobs.use_zero_pages && !(it->flags & SP_IT_FILEMAP) && it->hash == sp_hash_zero())
+		return 1;
+	return sp_stable_first(&c->stable, it->hash) || sp_unstable_find(&c->unstable, &c->rmap, it->hash, id) >= 0;
+}
+
+/* Freezes the pages of the batch that likely_merges(), in runs. */
+static void freeze_likely(struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t id0, uint32_t n,
+			  const uint8_t *need)
+{
+	uint32_t i, j;
+
+	for (i = 0; i < n; i++) {
+		c->frozen[i] = 0;
+		if (need[i])
+			c->frozen[i] = (uint8_t)likely_merges(c, id0 + i, sp_rmap_item(&c->rmap, id0 + i));
+	}
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && c->frozen[j] == c->frozen[i]; j++)
+			;
+		if (c->frozen[i] && m->ops->freeze(m, addr + ((uintptr_t)i << SP_PAGE_SHIFT), j - i))
+			memset(c->frozen + i, 0, j - i);
+	}
+}
+
+/* Thaws what freeze_likely() froze and no run took. */
+static void thaw_unused(struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t n)
+{
+	uint32_t i, j;
+
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && c->frozen[j] == c->frozen[i]; j++)
+			;
+		if (c->frozen[i])
+			m->ops->thaw(m, addr + ((uintptr_t)i << SP_PAGE_SHIFT), j - i);
+	}
+	memset(c->frozen, 0, n);
 }
 
 static void read_and_hash(struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t n, uint8_t *need)
@@ -326,6 +379,7 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 		need[i] = counted[i] = 1;
 		scanned++;
 	}
+	freeze_likely(c, m, addr, id0, n, need);
 	read_and_hash(c, m, addr, n, need);
 	for (i = 0; i < n; i++) {
 		struct verdict v;
@@ -342,6 +396,7 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 		apply(c, &run, i, id0 + i, &v);
 	}
 	sp_merge_run(c, &run);
+	thaw_unused(c, m, addr, n);
 	if (c->remapped) { /* nothing is frozen now: release blocked writers */
 		for (uint32_t sp = 0; sp < c->nspaces; sp++)
 			if (c->space_remapped[sp]) {
@@ -388,7 +443,7 @@ static void maybe_prune(struct sp_core *c, uint64_t now)
 uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_ns)
 {
 	uint64_t scanned = 0, t0 = sp_core_now(c), took, now = t0;
-	uint64_t cpu0 = sp_core_cpu(c);
+	uint64_t cpu0 = sp_core_cpu(c), cnow = cpu0;
 
 	/* a batch has a fixed cost too (a pagemap read, a process_vm_readv:
 	 * 20-50 us) that the per-page estimate below does not see: keep a
@@ -434,9 +489,19 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 		scanned += scan_batch(c, c->cur_region, c->cur_page, n, deadline_ns, &used);
 		sp_core_count_behind(c, c->cur_region, c->cur_page, c->cur_page + used);
 		c->cur_page += used;
+		/* the cost per page in CPU time: time the scanner was preempted
+		 * (a busy host, the client threads it works for on a 2-CPU
+		 * machine) is nothing the next batch will cost; counted in
+		 * wall time, one preemption made batches of 1-4 pages for a
+		 * while, each with its fixed cost, which kept the estimate up */
 		t = sp_core_now(c);
-		if (used && (t - now) / used > c->slow_page_ns)
-			c->slow_page_ns = (t - now) / used;
+		{
+			uint64_t ct = sp_core_cpu(c);
+
+			if (used && (ct - cnow) / used > c->slow_page_ns)
+				c->slow_page_ns = (ct - cnow) / used;
+			cnow = ct;
+		}
 		now = t;
 		if (deadline_ns && now >= deadline_ns)
 			break;

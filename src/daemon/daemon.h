@@ -86,11 +86,12 @@ struct sd_domain;
 
 enum { SD_PEER_LIVE, SD_PEER_STUCK, SD_PEER_GONE };
 
-#define SD_PIPELINE 256 /* remaps sent to a client before its answers are read */
+#define SD_PIPELINE  256  /* remaps sent to a client before its answers are read */
+#define SD_PM_WINDOW 4096 /* pagemap entries read at once and kept (peer_query) */
 
 struct sd_pending {
 	uintptr_t addr;
-	size_t n;
+	size_t n; /* 0: a wake_blocked */
 };
 
 struct sd_peer {
@@ -102,13 +103,19 @@ struct sd_peer {
 	int agent_fd;
 	struct sp_uffd uffd;
 	struct sp_pagemap pm;
+	uint64_t *pmw;	     /* pagemap entries of [pmw_start, + pmw_n pages), read at pmw_ns */
+	uintptr_t pmw_start; /* (pages we changed since: marked, peer.c) */
+	size_t pmw_n;
+	uint64_t pmw_ns;
 	uint64_t work_addr;
 	int64_t budget;
 	int dead; /* SD_PEER_*: operations fail with -ESRCH from then on */
 	uint64_t registered_bytes;
 	uint64_t rpcs, rpc_ns;			/* agent calls and their time */
-	struct sd_pending pending[SD_PIPELINE]; /* remaps sent, not answered (a ring) */
+	struct sd_pending pending[SD_PIPELINE]; /* remaps and wakes not answered (a ring) */
 	uint32_t pending_head, npending;
+	struct sp_remap_msg out[SD_PIPELINE]; /* the last nout of them, not sent yet (one SP_A_BATCH) */
+	uint32_t nout;
 	struct sd_pending failed[SD_PIPELINE]; /* remaps refused: merges to end */
 	uint32_t nfailed;
 	uint64_t remap_failures;
@@ -162,5 +169,8 @@ void sd_peer_destroy(struct sd_peer *p);
 /* The bookkeeping the client's event thread left (MADV_DONTNEED on merged
  * pages): asks the agent when the client's flag says so. Lock held. */
 void sd_peer_events(struct sd_peer *p);
+/* Waits for the answers to every request sent without waiting (remaps,
+ * wake_blocked): before the scanner sleeps. Lock held. */
+void sd_peer_flush(struct sd_peer *p);
 
 #endif /* SP_DAEMON_H */

@@ -231,6 +231,17 @@ static void events(struct sd_domain *d)
 			sd_peer_events((struct sd_peer *)c->spaces[s]);
 }
 
+/* Before sleeping: the answers to what was sent without waiting (a remap the
+ * client refused leaves its pages frozen until its answer is read). */
+static void flush(struct sd_domain *d)
+{
+	struct sp_core *c = &d->core;
+
+	for (uint32_t s = 0; s < c->nspaces; s++)
+		if (c->spaces[s])
+			sd_peer_flush((struct sd_peer *)c->spaces[s]);
+}
+
 static void *scanner(void *arg)
 {
 	struct sd_domain *d = arg;
@@ -247,6 +258,7 @@ static void *scanner(void *arg)
 
 		if (c->knobs.run != 1 || !c->rmap.nregions) {
 			left = 0;
+			flush(d);
 			sleep_ms(d, 1000); /* also: the clients' event flags, now and then */
 			events(d);
 			continue;
@@ -268,6 +280,7 @@ static void *scanner(void *arg)
 		}
 		left = 0;
 		if (c->knobs.sleep_millisecs) {
+			flush(d);
 			sleep_ms(d, c->knobs.sleep_millisecs);
 		} else {
 			let_others_in(d);

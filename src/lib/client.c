@@ -238,18 +238,6 @@ static int serve(struct sp_engine *e, const struct sp_msg *h, const void *body, 
 	int err;
 
 	switch (h->type) {
-	case SP_A_REMAP:
-		if (n != sizeof(*rm))
-			return -EPROTO;
-		/* not once the daemon is gone: the application may be copying
-		 * those pages back by itself already (sp_client_unregister), and
-		 * a store page mapped after that would stay, unregistered */
-		pthread_mutex_lock(&fork_lock);
-		err = forking			 ? -EAGAIN
-		      : hung_up(e->client.agent) ? -ECONNRESET
-						 : m->ops->remap(m, (uintptr_t)rm->addr, rm->npages, rm->pg, rm->joins);
-		pthread_mutex_unlock(&fork_lock);
-		break;
 	case SP_A_ZAP:
 	case SP_A_UNMERGE:
 	case SP_A_RESTORE:
@@ -259,10 +247,39 @@ static int serve(struct sp_engine *e, const struct sp_msg *h, const void *body, 
 		      : h->type == SP_A_UNMERGE ? m->ops->unmerge(m, (uintptr_t)r->start, r->len / PAGE)
 						: m->ops->restore(m, (uintptr_t)r->start, r->len / PAGE);
 		break;
-	case SP_A_WAKE_BLOCKED:
-		m->ops->wake_blocked(m);
-		err = 0;
-		break;
+	case SP_A_BATCH: {
+		/* remaps (and wakes) in order, one answer with an error for
+		 * each; the daemon reads it later (not before its next page
+		 * table query, request or batch end) */
+		static int32_t errs[SP_MSG_MAX / sizeof(struct sp_remap_msg)];
+		size_t k = (size_t)n / sizeof(*rm);
+
+		if (n <= 0 || (size_t)n % sizeof(*rm))
+			return -EPROTO;
+		for (size_t i = 0; i < k; i++) {
+			struct sp_remap_msg q;
+
+			memcpy(&q, (const char *)body + i * sizeof(q), sizeof(q));
+			if (!q.npages) {
+				m->ops->wake_blocked(m);
+				errs[i] = 0;
+				continue;
+			}
+			/* not once the daemon is gone or gave up on us: the
+			 * rest is stale, and the application may be copying
+			 * those pages back by itself already
+			 * (sp_client_unregister); a store page mapped after
+			 * that would stay, unregistered. Checked under
+			 * fork_lock, which that copy-back takes too. */
+			pthread_mutex_lock(&fork_lock);
+			errs[i] = forking ? -EAGAIN
+				  : hung_up(e->client.agent)
+					  ? -ECONNRESET
+					  : m->ops->remap(m, (uintptr_t)q.addr, q.npages, q.pg, q.joins);
+			pthread_mutex_unlock(&fork_lock);
+		}
+		return sp_wire_reply(e->client.agent, 0, budget_now(e), errs, k * sizeof(errs[0]), NULL, 0);
+	}
 	case SP_A_EVENTS:
 		sp_local_events_process(&e->local, sp_mono_ns(), anon_add, filemap_runs, &al);
 		return sp_wire_reply(e->client.agent, 0, budget_now(e), anon, al.n * sizeof(anon[0]), NULL, 0);

@@ -65,6 +65,10 @@ int sp_pagemap_open(struct sp_pagemap *pm, int pid);
 void sp_pagemap_close(struct sp_pagemap *pm);
 /* flags[i] = SP_PG_* for n pages at addr. 0 or -errno. */
 int sp_pagemap_query(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint8_t *flags);
+/* The raw entries of n pages at addr: how many were read (fewer past the
+ * end of the address space), or -errno. sp_pagemap_flags: SP_PG_* of one. */
+long sp_pagemap_raw(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint64_t *raw);
+uint8_t sp_pagemap_flags(const struct sp_pagemap *pm, uint64_t e);
 
 struct sp_budget {
 	long max_map_count;

@@ -51,35 +51,44 @@ void sp_pagemap_close(struct sp_pagemap *pm)
 	pm->fd = -1;
 }
 
+uint8_t sp_pagemap_flags(const struct sp_pagemap *pm, uint64_t e)
+{
+	uint8_t f = 0;
+
+	if (e & PM_PRESENT)
+		f |= SP_PG_PRESENT;
+	if (e & PM_SWAPPED)
+		f |= SP_PG_SWAPPED;
+	if (e & PM_FILE)
+		f |= SP_PG_FILE;
+	if (pm->zero_pfn && (e & PM_PRESENT) && (e & PM_PFN) == pm->zero_pfn)
+		f |= SP_PG_ZEROPFN;
+	return f;
+}
+
+long sp_pagemap_raw(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint64_t *raw)
+{
+	ssize_t got = pread(pm->fd, raw, n * 8, (off_t)((addr >> 12) * 8));
+
+	return got < 0 ? -errno : (long)((size_t)got / 8);
+}
+
 int sp_pagemap_query(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint8_t *flags)
 {
-	size_t i, want = n * 8;
-	ssize_t got;
+	long got;
 
 	if (n > pm->raw_cap) {
-		uint64_t *r = realloc(pm->raw, want);
+		uint64_t *r = realloc(pm->raw, n * 8);
 
 		if (!r)
 			return -ENOMEM;
 		pm->raw = r;
 		pm->raw_cap = n;
 	}
-	got = pread(pm->fd, pm->raw, want, (off_t)((addr >> 12) * 8));
+	got = sp_pagemap_raw(pm, addr, n, pm->raw);
 	if (got < 0)
-		return -errno;
-	for (i = 0; i < n; i++) {
-		uint64_t e = (size_t)got >= (i + 1) * 8 ? pm->raw[i] : 0;
-		uint8_t f = 0;
-
-		if (e & PM_PRESENT)
-			f |= SP_PG_PRESENT;
-		if (e & PM_SWAPPED)
-			f |= SP_PG_SWAPPED;
-		if (e & PM_FILE)
-			f |= SP_PG_FILE;
-		if (pm->zero_pfn && (e & PM_PRESENT) && (e & PM_PFN) == pm->zero_pfn)
-			f |= SP_PG_ZEROPFN;
-		flags[i] = f;
-	}
+		return (int)got;
+	for (size_t i = 0; i < n; i++)
+		flags[i] = sp_pagemap_flags(pm, (long)i < got ? pm->raw[i] : 0);
 	return 0;
 }

@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SP_WIRE_VERSION	  1
+#define SP_WIRE_VERSION	  2 /* 2: SP_A_BATCH replaced SP_A_REMAP and SP_A_WAKE_BLOCKED */
 #define SP_MSG_MAX	  65536
 #define SP_NAME_MAX	  64
 #define SP_DEFAULT_SOCKET "/run/samepage/samepaged.sock"
@@ -46,13 +46,12 @@ enum sp_msg_type {
 	SP_M_STATUS,	   /* body none or sp_status_req; reply body text: domains, clients (sp_wire_status) */
 	SP_M_FORK,	   /* no body: the client forks, its child keeps store mappings (pins them) */
 	/* agent: daemon -> client, each answered by SP_M_REPLY */
-	SP_A_REMAP = 64,   /* body sp_remap_msg */
-	SP_A_ZAP,	   /* body sp_range_msg */
-	SP_A_UNMERGE,	   /* body sp_range_msg */
-	SP_A_RESTORE,	   /* body sp_range_msg */
-	SP_A_WAKE_BLOCKED, /* no body */
-	SP_A_EVENTS,	   /* no body; reply body: uint64_t addresses now plain anonymous */
-	SP_M_REPLY = 128,  /* body: int32 err (0 or -errno), then the answer */
+	SP_A_BATCH = 64,  /* body sp_remap_msg[] done in order (npages 0: wake_blocked); reply body int32 err each */
+	SP_A_ZAP,	  /* body sp_range_msg */
+	SP_A_UNMERGE,	  /* body sp_range_msg */
+	SP_A_RESTORE,	  /* body sp_range_msg */
+	SP_A_EVENTS,	  /* no body; reply body: uint64_t addresses now plain anonymous */
+	SP_M_REPLY = 128, /* body: int32 err (0 or -errno), then the answer */
 };
 
 /* STATUS after the first page: the blocks before skip were had already */
