@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fake.c - the test backend (see fake.h). */
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -109,6 +110,13 @@ static int fake_remap(struct sp_mem *b, uintptr_t addr, size_t n, uint64_t pg, i
 
 	if (inject(&f->fail_remap) || f->budget <= 0)
 		return -ENOMEM;
+	if (inject(&f->fail_remap_late)) {
+		assert(f->nlate < sizeof(f->late_n) / sizeof(f->late_n[0]));
+		f->late_addr[f->nlate] = addr;
+		f->late_n[f->nlate++] = (uint32_t)n;
+		unfreeze(f, p, n);
+		return 0;
+	}
 	for (i = 0; i < n; i++) {
 		f->maps[p + i] = (int64_t)(pg + i);
 		f->absent[p + i] = 1; /* a fresh mapping: not faulted in yet */
@@ -123,6 +131,17 @@ static int fake_remap(struct sp_mem *b, uintptr_t addr, size_t n, uint64_t pg, i
 static void fake_wake_blocked(struct sp_mem *b)
 {
 	F(b)->n_wake_blocked++;
+}
+
+static size_t fake_failed_remaps(struct sp_mem *b, uintptr_t *addr, uint32_t *n, size_t max)
+{
+	struct sp_fake *f = F(b);
+	size_t k = f->nlate < max ? f->nlate : max;
+
+	f->nlate -= k;
+	memcpy(addr, f->late_addr + f->nlate, k * sizeof(*addr));
+	memcpy(n, f->late_n + f->nlate, k * sizeof(*n));
+	return k;
 }
 
 static int fake_zap(struct sp_mem *b, uintptr_t addr, size_t n)
@@ -239,6 +258,7 @@ static const struct sp_mem_ops fake_mem_ops = {
 	.thaw = fake_thaw,
 	.remap = fake_remap,
 	.wake_blocked = fake_wake_blocked,
+	.failed_remaps = fake_failed_remaps,
 	.zap = fake_zap,
 	.unmerge = fake_unmerge,
 	.restore = fake_restore,

@@ -32,6 +32,13 @@ struct sp_fake {
 	uint64_t clock_step_ns;
 	/* failure injection: the Nth next call fails (0: never) */
 	int fail_freeze, fail_remap, fail_alloc, fail_zap, fail_unmerge, fail_restore;
+	/* the Nth next remap returns 0 but is not done: the run is thawed as
+	 * it was and reported by failed_remaps, as the daemon learns of a
+	 * client's refusal after the fact */
+	int fail_remap_late;
+	uintptr_t late_addr[64];
+	uint32_t late_n[64];
+	size_t nlate;
 	/* statistics for assertions */
 	uint64_t n_freeze, n_thaw, n_remap, n_zap, n_frozen_now, n_write_while_frozen, n_wake_blocked, n_joins;
 	uint64_t store_pages_used;

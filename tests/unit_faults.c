@@ -19,8 +19,9 @@
 #define NX 20
 #define NP (3 * NA + NZ + NX + 1)
 
-enum fault { F_FREEZE, F_REMAP, F_ALLOC, F_ZAP, F_BUDGET, F_UNMERGE, F_RESTORE };
-static const char *const fault_name[] = {"freeze", "remap", "store alloc", "zap", "budget", "unmerge", "restore"};
+enum fault { F_FREEZE, F_REMAP, F_ALLOC, F_ZAP, F_BUDGET, F_UNMERGE, F_RESTORE, F_REMAP_LATE };
+static const char *const fault_name[] = {"freeze", "remap",   "store alloc", "zap",
+					 "budget", "unmerge", "restore",     "late remap"};
 
 static void setup(struct tcore *t)
 {
@@ -56,6 +57,8 @@ static int *counter(struct tcore *t, enum fault f)
 		return &t->f.fail_unmerge;
 	case F_RESTORE:
 		return &t->f.fail_restore;
+	case F_REMAP_LATE:
+		return &t->f.fail_remap_late;
 	default:
 		return NULL;
 	}
@@ -138,6 +141,9 @@ static void test_merge_faults(void **state)
 	assert_int_equal(base.ksm_zero_pages, NZ);
 	assert_true(merge_faults(F_FREEZE, &base) > 5);
 	assert_true(merge_faults(F_REMAP, &base) > 5);
+	/* a remap refused after the fact (samepaged's client): the merge
+	 * ends in the batch that made it */
+	assert_true(merge_faults(F_REMAP_LATE, &base) > 5);
 	assert_true(merge_faults(F_ALLOC, &base) > 3);
 	assert_true(merge_faults(F_ZAP, &base) >= 1);
 	assert_true(merge_faults(F_BUDGET, &base) > 5);

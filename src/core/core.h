@@ -127,6 +127,15 @@ int sp_core_remove_range(struct sp_core *c, uint32_t space, uintptr_t start, uin
  * anonymous memory behind the core's back (MADV_DONTNEED on merged pages):
  * their merges end (sharers dropped, store pages freed when unused). */
 void sp_core_pages_anon(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages);
+/* Remaps of address space `space` that its backend reports as not done
+ * (ops->failed_remaps): their merges end at once, before any later batch
+ * can visit the pages again (a report applied after the scanner merged a
+ * page anew would end the new merge and lose track of a mapped store
+ * page). The pages stay marked as lying in a store mapping, which they
+ * may (a page whose copy-on-write had been broken): restoring them later
+ * costs a copy, forgetting one would leave it out of the restore. */
+void sp_core_collect_failed_remaps(struct sp_core *c, uint32_t space);
+void sp_core_remap_undone(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages);
 /* Calls fn(ctx, addr, n, done) on each run (up to SP_BATCH_MAX pages) of
  * pages of [start, ...) of `space` that sit in store mappings; fn sets
  * done[i] for the pages it made plain anonymous memory, and returns 0.

@@ -69,6 +69,14 @@ struct sp_mem_ops {
 	/* Wakes every writer still blocked on a page that was remapped. The
 	 * core calls it once per batch, when nothing is frozen any more. */
 	void (*wake_blocked)(struct sp_mem *m);
+	/* A backend that maps asynchronously (remap returned 0 and the
+	 * mapping is made later: the daemon's clients) reports here the runs
+	 * it could not map after all; they are still the plain memory they
+	 * were, thawed. The core calls it right after wake_blocked, when no
+	 * remap is in flight, and again while it fills all max slots.
+	 * Returns the number of runs written to addr[] and n[]. May be NULL
+	 * (remap's result is final). */
+	size_t (*failed_remaps)(struct sp_mem *m, uintptr_t *addr, uint32_t *n, size_t max);
 	/* Replaces the frozen run, verified all zeros, with the kernel's zero
 	 * page, and wakes. */
 	int (*zap)(struct sp_mem *m, uintptr_t addr, size_t n);

@@ -401,8 +401,10 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 		for (uint32_t sp = 0; sp < c->nspaces; sp++)
 			if (c->space_remapped[sp]) {
 				c->space_remapped[sp] = 0;
-				if (c->spaces[sp])
+				if (c->spaces[sp]) {
 					c->spaces[sp]->ops->wake_blocked(c->spaces[sp]);
+					sp_core_collect_failed_remaps(c, sp);
+				}
 			}
 		c->remapped = 0;
 	}

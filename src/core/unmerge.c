@@ -78,6 +78,42 @@ void sp_core_pages_anon(struct sp_core *c, uint32_t space, uintptr_t start, uint
 	sp_core_for_regions(c, space, start, npages, anon_part, NULL);
 }
 
+static void undone_part(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, void *arg)
+{
+	const struct sp_region *reg = &c->rmap.regions[r];
+
+	(void)arg;
+	for (uint64_t i = off; i < off + n; i++) {
+		struct sp_item *it = &c->rmap.items[reg->first_id + i];
+
+		if (it->flags & SP_IT_STABLE) {
+			c->mapcount.stale = 1;
+			sp_merge_drop_sharer(c, it);
+		}
+	}
+}
+
+void sp_core_remap_undone(struct sp_core *c, uint32_t space, uintptr_t start, uint64_t npages)
+{
+	sp_core_for_regions(c, space, start, npages, undone_part, NULL);
+}
+
+void sp_core_collect_failed_remaps(struct sp_core *c, uint32_t space)
+{
+	struct sp_mem *m = c->spaces[space];
+	uintptr_t addr[16];
+	uint32_t n[16];
+	size_t k;
+
+	if (!m || !m->ops->failed_remaps)
+		return;
+	do {
+		k = m->ops->failed_remaps(m, addr, n, 16);
+		for (size_t i = 0; i < k; i++)
+			sp_core_remap_undone(c, space, addr[i], n[i]);
+	} while (k == 16);
+}
+
 struct filemap_arg {
 	int (*fn)(void *ctx, uintptr_t addr, size_t n, uint8_t *done);
 	void *ctx;

@@ -300,9 +300,13 @@ static int range_call(struct sp_mem *m, uint32_t type, uintptr_t addr, size_t n)
 }
 
 /* After the remaps (the agent does its requests in order), and waited for
- * with every answer before it: no remap stays in flight between two of the
- * scanner's slices. (Not waiting here, daemon_torture found clients
- * registered a few pages short after a daemon restart; not root-caused.) */
+ * with every answer before it: no remap stays in flight past the batch that
+ * made it, so the remaps the client refused are all known when the core
+ * asks for them right after (peer_failed_remaps) and their merges end
+ * before any later batch can merge those pages anew. (Learnt later, a
+ * refusal ended the newer merge: the core lost track of a page mapping the
+ * store, left it out of the restore at unregister, and daemon_torture found
+ * clients registered a few pages short after a daemon restart.) */
 static void peer_wake_blocked(struct sp_mem *m)
 {
 	struct sp_remap_msg w = {.npages = 0};
@@ -326,6 +330,21 @@ static int peer_restore(struct sp_mem *m, uintptr_t addr, size_t n)
 	return range_call(m, SP_A_RESTORE, addr, n);
 }
 
+/* The remaps the client refused (drain), for the core to end their merges
+ * at the end of the batch that made them (see memory.h). */
+static size_t peer_failed_remaps(struct sp_mem *m, uintptr_t *addr, uint32_t *n, size_t max)
+{
+	struct sd_peer *p = P(m);
+	size_t k = p->nfailed < max ? p->nfailed : max;
+
+	for (size_t i = 0; i < k; i++) {
+		addr[i] = p->failed[p->nfailed - k + i].addr;
+		n[i] = (uint32_t)p->failed[p->nfailed - k + i].n;
+	}
+	p->nfailed -= k;
+	return k;
+}
+
 static long peer_map_budget(struct sp_mem *m)
 {
 	return P(m)->budget;
@@ -339,6 +358,7 @@ static const struct sp_mem_ops peer_ops = {
 	.thaw = peer_thaw,
 	.remap = peer_remap,
 	.wake_blocked = peer_wake_blocked,
+	.failed_remaps = peer_failed_remaps,
 	.zap = peer_zap,
 	.unmerge = peer_unmerge,
 	.restore = peer_restore,
@@ -391,7 +411,7 @@ void sd_peer_events(struct sd_peer *p)
 	drain(p, 0); /* the answers there are; the rest is waited for when needed */
 	/* remaps the client could not do: plain memory, merges end */
 	for (size_t i = 0; i < p->nfailed; i++)
-		sp_core_pages_anon(&p->dom->core, p->space, p->failed[i].addr, p->failed[i].n);
+		sp_core_remap_undone(&p->dom->core, p->space, p->failed[i].addr, p->failed[i].n);
 	p->nfailed = 0;
 	if (p->dead || !p->work_addr || process_vm_readv(p->pid, &mine, 1, &theirs, 1, 0) != sizeof(work) || !work)
 		return;
@@ -406,6 +426,6 @@ void sd_peer_flush(struct sd_peer *p)
 {
 	drain(p, 1);
 	for (size_t i = 0; i < p->nfailed; i++)
-		sp_core_pages_anon(&p->dom->core, p->space, p->failed[i].addr, p->failed[i].n);
+		sp_core_remap_undone(&p->dom->core, p->space, p->failed[i].addr, p->failed[i].n);
 	p->nfailed = 0;
 }
