@@ -31,7 +31,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,26 +54,6 @@ static int call(struct sp_client *c, uint32_t type, const void *body, size_t len
 	if (err == -ECONNRESET || err == -EPIPE || err == -ETIMEDOUT || err == -EPROTO)
 		err = -ENOTCONN; /* the agent thread notices too, and recovers */
 	return err;
-}
-
-static int connect_to(const char *path)
-{
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(a.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(a.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
 }
 
 /* HELLO: the domain, its store and maybe a /dev/userfaultfd descriptor. */
@@ -369,7 +348,7 @@ static int reconnect(struct sp_engine *e)
 {
 	struct sp_client *c = &e->client;
 	char why[256];
-	int fd = connect_to(c->path), store, devuffd, err, attached = 0;
+	int fd = sp_wire_connect(c->path), store, devuffd, err, attached = 0;
 
 	if (fd < 0)
 		return fd;
@@ -459,7 +438,7 @@ int sp_client_start(struct sp_engine *e)
 	char why[384] = "";
 	int store = -1, devuffd = -1, err;
 
-	c->ctl = connect_to(c->path);
+	c->ctl = sp_wire_connect(c->path);
 	if (c->ctl < 0) {
 		err = c->ctl;
 		snprintf(why, sizeof(why), "cannot connect: %s", strerror(-err));
