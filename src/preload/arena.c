@@ -355,6 +355,23 @@ void *pl_calloc(size_t n, size_t k)
 	return p;
 }
 
+int pl_reserve(void **v, size_t *cap, size_t n, size_t elem)
+{
+	size_t c = *cap ? *cap : 16;
+	void *p;
+
+	if (n <= *cap)
+		return 0;
+	while (c < n)
+		c *= 2;
+	p = pl_realloc(*v, c * elem);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
 void *pl_realloc(void *p, size_t n)
 {
 	struct hdr *h;

@@ -344,15 +344,8 @@ static int vmas_cb(void *ctx, const struct pl_vma *v)
 		return 1;
 	if (lo >= hi || v->shared || v->ino || (v->prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE))
 		return 0;
-	if (x->n == x->cap) {
-		size_t cap = x->cap ? 2 * x->cap : 16;
-		struct pl_range *nv = pl_realloc(x->v, cap * sizeof(*nv));
-
-		if (!nv)
-			return 1;
-		x->v = nv;
-		x->cap = cap;
-	}
+	if (pl_reserve((void **)&x->v, &x->cap, x->n + 1, sizeof(*x->v)))
+		return 1;
 	x->v[x->n++] = (struct pl_range){lo, hi};
 	return 0;
 }
@@ -1012,15 +1005,8 @@ static int inherited_cb(void *ctx, const struct pl_vma *v)
 
 	if (v->shared || !v->ino || v->ino != x->ino)
 		return 0;
-	if (x->n == x->cap) {
-		size_t cap = x->cap ? 2 * x->cap : 64;
-		struct inh_vma *nv = pl_realloc(x->v, cap * sizeof(*nv));
-
-		if (!nv)
-			return 1;
-		x->v = nv;
-		x->cap = cap;
-	}
+	if (pl_reserve((void **)&x->v, &x->cap, x->n + 1, sizeof(*x->v)))
+		return 1;
 	x->v[x->n].lo = v->start;
 	x->v[x->n].hi = v->end;
 	x->v[x->n].prot = v->prot;

@@ -68,6 +68,9 @@ void pl_pages_free(void *p, size_t len);
 void *pl_malloc(size_t n);
 void *pl_calloc(size_t n, size_t k);
 void *pl_realloc(void *p, size_t n);
+/* Room for n elements of elem bytes in the growing array *v of *cap
+ * (doubled, 16 at first). 0, or -ENOMEM with *v and *cap as they were. */
+int pl_reserve(void **v, size_t *cap, size_t n, size_t elem);
 void pl_free(void *p);
 void pl_arena_lock_all(void);
 void pl_arena_unlock_all(void);

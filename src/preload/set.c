@@ -7,20 +7,7 @@
 
 static int reserve(struct pl_set *s, size_t n)
 {
-	struct pl_range *r;
-	size_t cap;
-
-	if (n <= s->cap)
-		return 0;
-	cap = s->cap ? s->cap * 2 : 16;
-	while (cap < n)
-		cap *= 2;
-	r = pl_realloc(s->r, cap * sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	s->r = r;
-	s->cap = cap;
-	return 0;
+	return pl_reserve((void **)&s->r, &s->cap, n, sizeof(*s->r));
 }
 
 /* first range whose hi >= lo (that is, touching or after lo) */
