@@ -43,6 +43,29 @@ int sp_dview_no_operands(int argc, char **argv)
 	return sp_opt_no_operands(argc, argv);
 }
 
+int sp_opt_dview(int c, const char *arg, struct sp_dview_opts *o, struct sp_roots *r, void (*usage)(FILE *f))
+{
+	switch (c) {
+	case SP_OPT_DAEMON:
+		o->sock = sp_dview_socket(arg);
+		return SP_OPT_GO_ON;
+	case SP_OPT_DOMAIN:
+		o->domain = arg;
+		return SP_OPT_GO_ON;
+	default:
+		return sp_opt_common(c, arg, r, usage);
+	}
+}
+
+int sp_dview_opts_check(const struct sp_dview_opts *o)
+{
+	if (o->domain && !o->sock) {
+		sp_errorf("samepage %s: --domain needs --daemon (the kernel has no domains)\n", sp_cmd_name);
+		return SP_EXIT_USAGE;
+	}
+	return SP_OPT_GO_ON;
+}
+
 int sp_dview_connect(const char *path)
 {
 	return sp_wire_connect(path);

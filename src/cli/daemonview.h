@@ -61,6 +61,28 @@ enum { SP_OPT_DAEMON = 0x1100, SP_OPT_DOMAIN };
 	"      --daemon[=SOCKET]       samepaged's instead of the kernel's KSM (default:\n" \
 	"                              $SAMEPAGE_DAEMON, else " SP_DEFAULT_SOCKET ")\n"
 
+#define SP_DOMAIN_OPTION                                         \
+	{                                                        \
+		"domain", required_argument, NULL, SP_OPT_DOMAIN \
+	}
+/* The tail of the option table of status, top and set: --json (-j), --help
+ * (-h), --daemon, --domain and the roots. */
+#define SP_DVIEW_OPTIONS                                                                                        \
+	{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, SP_DAEMON_OPTION, SP_DOMAIN_OPTION, \
+		SP_ROOT_OPTIONS
+
+/* --daemon[=SOCKET] and --domain NAME, as status, top and set take them. */
+struct sp_dview_opts {
+	const char *sock;   /* NULL: the kernel's KSM */
+	const char *domain; /* NULL: every domain */
+};
+/* For the default: of a getopt switch: takes --daemon and --domain into o,
+ * anything else as sp_opt_common() does (same results). */
+int sp_opt_dview(int c, const char *arg, struct sp_dview_opts *o, struct sp_roots *r, void (*usage)(FILE *f));
+/* After the options: --domain without --daemon is bad usage (SP_EXIT_USAGE,
+ * said on stderr); else SP_OPT_GO_ON. */
+int sp_dview_opts_check(const struct sp_dview_opts *o);
+
 /* The socket for --daemon[=arg]: arg, else $SAMEPAGE_DAEMON, else the default. */
 const char *sp_dview_socket(const char *arg);
 /* sp_opt_no_operands(), saying that the socket goes as --daemon=SOCKET when

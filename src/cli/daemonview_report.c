@@ -187,13 +187,7 @@ static struct json_object *scan_json(const struct sp_scan_time *s)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "full_scan_seconds", s->seconds >= 0 ? sp_json_double(s->seconds) : NULL);
-	json_object_object_add(o, "full_scan_method",
-			       json_object_new_string(s->seconds < 0 ? "unknown"
-						      : s->measured  ? "measured"
-								     : "projection"));
-	json_object_object_add(o, "full_scan_pages", json_object_new_int64(s->pages));
-	json_object_object_add(o, "full_scan_how", json_object_new_string(s->how));
+	sp_scan_time_json_add(o, s);
 	return o;
 }
 

@@ -71,6 +71,8 @@ void sp_view_print_knobs(FILE *f, const struct sp_view *v, int counters);
 struct json_object *sp_view_knobs_json(const struct sp_view *v, int counters);
 struct json_object *sp_view_savings_json(const struct sp_view *v);
 struct json_object *sp_view_rates_json(const struct sp_delta *d); /* NULL (JSON null) when not valid */
+/* Adds full_scan_seconds/_method/_pages/_how of s to the object o. */
+void sp_scan_time_json_add(struct json_object *o, const struct sp_scan_time *s);
 
 /* Sleeps seconds (fractional). */
 void sp_sleep(double seconds);

@@ -89,6 +89,12 @@ static struct json_object *ksmd_json(const struct sp_view *v, const struct sp_de
 	json_object_object_add(o, "allowed_cpus",
 			       have ? json_object_new_string(sp_cpus_format(&v->ksmd.allowed, b, sizeof(b))) : NULL);
 	json_object_object_add(o, "nice", have ? json_object_new_int(v->ksmd.nice) : NULL);
+	sp_scan_time_json_add(o, s);
+	return o;
+}
+
+void sp_scan_time_json_add(struct json_object *o, const struct sp_scan_time *s)
+{
 	json_object_object_add(o, "full_scan_seconds", num_or_null(s->seconds >= 0, s->seconds));
 	json_object_object_add(o, "full_scan_method",
 			       json_object_new_string(s->seconds < 0 ? "unknown"
@@ -96,7 +102,6 @@ static struct json_object *ksmd_json(const struct sp_view *v, const struct sp_de
 								     : "projection"));
 	json_object_object_add(o, "full_scan_pages", json_object_new_int64(s->pages));
 	json_object_object_add(o, "full_scan_how", json_object_new_string(s->how));
-	return o;
 }
 
 struct json_object *sp_view_rates_json(const struct sp_delta *d)

@@ -236,15 +236,11 @@ int sp_set_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"dry-run", no_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		SP_DAEMON_OPTION,
-		{"domain", required_argument, NULL, SP_OPT_DOMAIN},
-		SP_ROOT_OPTIONS,
+		SP_DVIEW_OPTIONS,
 		{0},
 	};
 	struct sp_roots r = {"/sys", "/proc"};
-	const char *sock = NULL, *domain = NULL;
+	struct sp_dview_opts d = {NULL, NULL};
 	int dry = 0, json = 0, c, rc;
 
 	while ((c = getopt_long(argc, argv, "+nh", opts, NULL)) != -1) {
@@ -255,14 +251,8 @@ int sp_set_main(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
-		case SP_OPT_DAEMON:
-			sock = sp_dview_socket(optarg);
-			break;
-		case SP_OPT_DOMAIN:
-			domain = optarg;
-			break;
 		default:
-			rc = sp_opt_common(c, optarg, &r, usage);
+			rc = sp_opt_dview(c, optarg, &d, &r, usage);
 			if (rc != SP_OPT_GO_ON)
 				return rc;
 		}
@@ -271,12 +261,11 @@ int sp_set_main(int argc, char **argv)
 		sp_errorf("samepage set: nothing to set: give KNOB=VALUE (samepage set --help)\n");
 		return SP_EXIT_USAGE;
 	}
-	if (domain && !sock) {
-		sp_errorf("samepage set: --domain needs --daemon (the kernel has no domains)\n");
-		return SP_EXIT_USAGE;
-	}
-	if (sock)
-		return sp_set_daemon(sock, domain, argc - optind, argv + optind, dry, json);
+	rc = sp_dview_opts_check(&d);
+	if (rc != SP_OPT_GO_ON)
+		return rc;
+	if (d.sock)
+		return sp_set_daemon(d.sock, d.domain, argc - optind, argv + optind, dry, json);
 	return set_all(&r, argc - optind, argv + optind, dry, json);
 }
 

@@ -112,17 +112,13 @@ int sp_status_main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"interval", required_argument, NULL, 'i'},
 		{"top", required_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		SP_DAEMON_OPTION,
-		{"domain", required_argument, NULL, SP_OPT_DOMAIN},
-		SP_ROOT_OPTIONS,
+		SP_DVIEW_OPTIONS,
 		{0},
 	};
 	struct sp_roots r = {"/sys", "/proc"};
 	double interval = 0.5;
 	long top_n = 10;
-	const char *sock = NULL, *only = NULL;
+	struct sp_dview_opts d = {NULL, NULL};
 	int json = 0, c, rc;
 
 	while ((c = getopt_long(argc, argv, "i:n:h", opts, NULL)) != -1) {
@@ -138,14 +134,8 @@ int sp_status_main(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
-		case SP_OPT_DAEMON:
-			sock = sp_dview_socket(optarg);
-			break;
-		case SP_OPT_DOMAIN:
-			only = optarg;
-			break;
 		default:
-			rc = sp_opt_common(c, optarg, &r, usage);
+			rc = sp_opt_dview(c, optarg, &d, &r, usage);
 			if (rc != SP_OPT_GO_ON)
 				return rc;
 		}
@@ -153,12 +143,11 @@ int sp_status_main(int argc, char **argv)
 	rc = sp_dview_no_operands(argc, argv);
 	if (rc != SP_OPT_GO_ON)
 		return rc;
-	if (only && !sock) {
-		sp_errorf("samepage status: --domain needs --daemon (the kernel has no domains)\n");
-		return SP_EXIT_USAGE;
-	}
-	if (sock)
-		return report_daemon(sock, &r, interval, (int)top_n, json, only);
+	rc = sp_dview_opts_check(&d);
+	if (rc != SP_OPT_GO_ON)
+		return rc;
+	if (d.sock)
+		return report_daemon(d.sock, &r, interval, (int)top_n, json, d.domain);
 	return report(&r, interval, (int)top_n, json);
 bad:
 	sp_errorf("samepage status: invalid value '%s' for -%c\n", optarg, c);

@@ -100,7 +100,7 @@ struct top_opts {
 	double delay;
 	long iterations, top_n;
 	int batch, json;
-	const char *sock, *only; /* --daemon, --domain */
+	struct sp_dview_opts d; /* --daemon, --domain */
 };
 
 static void show(const struct top_opts *o, const struct sp_view *prev, const struct sp_view *now)
@@ -156,14 +156,14 @@ static int loop(const struct top_opts *o)
 static void show_daemon(const struct top_opts *o, const struct sp_dview *prev, const struct sp_dview *now)
 {
 	if (o->json) {
-		struct json_object *j = sp_dview_json(prev, now, o->only, (int)o->top_n);
+		struct json_object *j = sp_dview_json(prev, now, o->d.domain, (int)o->top_n);
 
 		sp_json_print(stdout, j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		json_object_put(j);
 	} else {
 		if (!o->batch)
 			fputs("\033[H\033[2J", stdout);
-		sp_dview_print_top(stdout, prev, now, o->only, (int)o->top_n);
+		sp_dview_print_top(stdout, prev, now, o->d.domain, (int)o->top_n);
 		puts(o->batch ? "" : "(q quits)");
 	}
 	fflush(stdout);
@@ -173,7 +173,7 @@ static void show_daemon(const struct top_opts *o, const struct sp_dview *prev, c
 static int loop_daemon(const struct top_opts *o)
 {
 	struct sp_dview a, b;
-	int err = sp_dview_read(o->sock, o->r.proc, &a), rc = SP_EXIT_OK;
+	int err = sp_dview_read(o->d.sock, o->r.proc, &a), rc = SP_EXIT_OK;
 
 	if (err) {
 		rc = sp_dview_unreachable("top", &a, err);
@@ -185,7 +185,7 @@ static int loop_daemon(const struct top_opts *o)
 	for (long i = 0; !o->iterations || i < o->iterations; i++) {
 		if (wait_key(o->delay))
 			break;
-		err = sp_dview_read(o->sock, o->r.proc, &b);
+		err = sp_dview_read(o->d.sock, o->r.proc, &b);
 		if (err) {
 			tty_restore();
 			sp_json_printed = 0; /* the readings so far, then the error */
@@ -211,14 +211,10 @@ int sp_top_main(int argc, char **argv)
 		{"iterations", required_argument, NULL, 'n'},
 		{"batch", no_argument, NULL, 'b'},
 		{"top", required_argument, NULL, 't'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		SP_DAEMON_OPTION,
-		{"domain", required_argument, NULL, SP_OPT_DOMAIN},
-		SP_ROOT_OPTIONS,
+		SP_DVIEW_OPTIONS,
 		{0},
 	};
-	struct top_opts o = {{"/sys", "/proc"}, 2.0, 0, 15, !isatty(STDOUT_FILENO), 0, NULL, NULL};
+	struct top_opts o = {{"/sys", "/proc"}, 2.0, 0, 15, !isatty(STDOUT_FILENO), 0, {NULL, NULL}};
 	struct sigaction sa = {.sa_handler = on_signal};
 	int c, rc;
 
@@ -242,14 +238,8 @@ int sp_top_main(int argc, char **argv)
 		case 'j':
 			o.json = o.batch = 1;
 			break;
-		case SP_OPT_DAEMON:
-			o.sock = sp_dview_socket(optarg);
-			break;
-		case SP_OPT_DOMAIN:
-			o.only = optarg;
-			break;
 		default:
-			rc = sp_opt_common(c, optarg, &o.r, usage);
+			rc = sp_opt_dview(c, optarg, &o.d, &o.r, usage);
 			if (rc != SP_OPT_GO_ON)
 				return rc;
 		}
@@ -257,13 +247,12 @@ int sp_top_main(int argc, char **argv)
 	rc = sp_dview_no_operands(argc, argv);
 	if (rc != SP_OPT_GO_ON)
 		return rc;
-	if (o.only && !o.sock) {
-		sp_errorf("samepage top: --domain needs --daemon (the kernel has no domains)\n");
-		return SP_EXIT_USAGE;
-	}
+	rc = sp_dview_opts_check(&o.d);
+	if (rc != SP_OPT_GO_ON)
+		return rc;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	return o.sock ? loop_daemon(&o) : loop(&o);
+	return o.d.sock ? loop_daemon(&o) : loop(&o);
 bad:
 	sp_errorf("samepage top: invalid value '%s' for %s\n", optarg, argv[optind - 1]);
 	return SP_EXIT_USAGE;
