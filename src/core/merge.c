@@ -146,28 +146,46 @@ static void join_node(struct sp_core *c, struct sp_item *it, uint32_t node)
 	it->link = node;
 }
 
+/* Freezes the run (unless the scan froze it before reading it) and returns
+ * its frozen content: the batch buffer then, else c->verify read under
+ * freeze, *got pages of it. NULL, with nothing frozen and the failure
+ * counted, when it cannot be frozen or, with budget, when no mapping may be
+ * added. */
+static const uint8_t *freeze_run(struct sp_core *c, struct sp_run *r, int budget, long *got)
+{
+	struct sp_mem *m = sp_core_mem(c, r->region);
+	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
+	int ahead = frozen_ahead(c, r);
+
+	*got = r->n;
+	if (budget && !have_budget(c, m)) {
+		if (ahead)
+			thaw(m, addr, r->n);
+		not_merged(c, r, 0, r->n);
+		return NULL;
+	}
+	if (ahead)
+		return c->buf + (size_t)r->i0 * PAGE;
+	if (m->ops->freeze(m, addr, r->n)) {
+		not_merged(c, r, 0, r->n);
+		return NULL;
+	}
+	*got = m->ops->read(m, addr, r->n, c->verify);
+	return c->verify;
+}
+
 static void merge_stable(struct sp_core *c, struct sp_run *r)
 {
 	struct sp_mem *m = sp_core_mem(c, r->region);
 	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
 	uint8_t ok[SP_BATCH_MAX];
-	const uint8_t *own = c->verify;
+	const uint8_t *own;
 	uint32_t k, j;
-	long got = r->n;
+	long got;
 
-	if (frozen_ahead(c, r)) {
-		own = c->buf + (size_t)r->i0 * PAGE;
-		if (!have_budget(c, m)) {
-			thaw(m, addr, r->n);
-			not_merged(c, r, 0, r->n);
-			return;
-		}
-	} else if (!have_budget(c, m) || m->ops->freeze(m, addr, r->n)) {
-		not_merged(c, r, 0, r->n);
+	own = freeze_run(c, r, 1, &got);
+	if (!own)
 		return;
-	} else {
-		got = m->ops->read(m, addr, r->n, c->verify);
-	}
 	for (k = 0; k < r->n; k++)
 		ok[k] = (long)k < got && !memcmp(own + (size_t)k * PAGE, sp_core_store_page(c, r->pg0 + k), PAGE);
 	for (k = 0; k < r->n; k = j) {
@@ -320,18 +338,13 @@ static void merge_zero(struct sp_core *c, struct sp_run *r)
 	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
 	static const uint8_t zero[PAGE];
 	uint8_t ok[SP_BATCH_MAX];
-	const uint8_t *own = c->verify;
+	const uint8_t *own;
 	uint32_t k, j;
-	long got = r->n;
+	long got;
 
-	if (frozen_ahead(c, r)) {
-		own = c->buf + (size_t)r->i0 * PAGE;
-	} else if (m->ops->freeze(m, addr, r->n)) {
-		not_merged(c, r, 0, r->n);
+	own = freeze_run(c, r, 0, &got);
+	if (!own)
 		return;
-	} else {
-		got = m->ops->read(m, addr, r->n, c->verify);
-	}
 	for (k = 0; k < r->n; k++)
 		ok[k] = (long)k < got && !memcmp(own + (size_t)k * PAGE, zero, PAGE);
 	for (k = 0; k < r->n; k = j) {
