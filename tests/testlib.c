@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,6 +136,33 @@ static void on_fatal(int sig)
 	raise(sig);
 }
 
+/* A descriptor of T_KSM_LOCK this process inherited, -1 if none. Under
+ * `flock /tmp/samepage-ksm.lock CMD` the lock is held through that very
+ * descriptor (one open file), so taking it again through it succeeds at
+ * once, where a fresh open() of the file would wait for ever on our own
+ * caller. */
+static int inherited_lock(void)
+{
+	struct stat want, st;
+	struct dirent *e;
+	DIR *d;
+	int fd = -1;
+
+	if (stat(T_KSM_LOCK, &want) || !(d = opendir("/proc/self/fd")))
+		return -1;
+	while (fd < 0 && (e = readdir(d))) {
+		int n = atoi(e->d_name);
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' || n == dirfd(d))
+			continue;
+		if (!fstat(n, &st) && st.st_dev == want.st_dev && st.st_ino == want.st_ino &&
+		    !flock(n, LOCK_EX | LOCK_NB))
+			fd = n;
+	}
+	closedir(d);
+	return fd;
+}
+
 void t_ksm_save(void)
 {
 	int lock;
@@ -141,9 +170,11 @@ void t_ksm_save(void)
 	if (have_saved)
 		return;
 	/* one user of the kernel's KSM at a time, across processes */
-	lock = open(T_KSM_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-	if (lock >= 0)
-		flock(lock, LOCK_EX); /* held until exit */
+	if (inherited_lock() < 0) {
+		lock = open(T_KSM_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+		if (lock >= 0)
+			flock(lock, LOCK_EX); /* held until exit */
+	}
 	for (size_t i = 0; i < NKNOBS; i++)
 		if (read_text(knobs[i], saved[i], sizeof(saved[i])))
 			saved[i][0] = 0;
