@@ -23,6 +23,15 @@
  *                 per 1000 merged pages (pages_shared + pages_sharing +
  *                 ksm_zero_pages): what page-table changes cost the other
  *                 CPUs. Machine-wide counts: anything else running adds in.
+ *   sent/kpg      TLB-flush requests this side itself sent to other CPUs
+ *                 (csd:csd_queue_cpu events for flush_tlb_func, counted by
+ *                 perf_event_open on the engine's process, or on ksmd), per
+ *                 1000 merged pages: the same cost, not blurred by whatever
+ *                 else runs on the machine (-1: no tracefs or kallsyms)
+ *   steady_ms     once settled: CPU milliseconds per full scan of the same
+ *                 memory, merged and no longer changing, with smart_scan=1
+ *                 on both sides (after STEADY_WARM full scans for the skip
+ *                 cycles to build up, averaged over STEADY_SCANS)
  *
  * Workloads (SIZE MiB each, default 1024):
  *   unique   every page different
@@ -37,17 +46,30 @@
  * side runs with vm.max_map_count raised to 1,000,000 (restored afterwards)
  * and a second engine row shows what happens at the default limit.
  *
- *   bench_settle [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q] [-v]
+ * With -b the workload process keeps a thread busy on CPU 1 while it is
+ * merged (an application computing, as a VM's vCPU thread does), and the
+ * scanner (the engine's threads; ksmd, its affinity restored afterwards)
+ * runs on CPU 0: every page-table change in the application's address
+ * space must then reach CPU 1 with an IPI, on both sides. Without -b the
+ * application sleeps, its CPU is idle (lazy TLB) and most flushes stay
+ * local, or not, as the scheduler happens to place the threads.
+ *
+ *   bench_settle [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q] [-v] [-b]
  *   (-v prints every full scan of both sides on stderr)
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <linux/perf_event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,14 +78,75 @@
 #include "../tests/testlib.h"
 #include "util/clock.h"
 
-#define TIMEOUT_MS (20 * 60 * 1000)
+#define TIMEOUT_MS   (20 * 60 * 1000)
+#define STEADY_WARM  8 /* full scans for smart_scan's ages to build up */
+#define STEADY_SCANS 4 /* full scans measured */
 
-static int verbose; /* -v: one line per full scan on stderr */
+static int verbose;	  /* -v: one line per full scan on stderr */
+static pid_t ksmd_pinned; /* -b: ksmd runs on CPU 0 until ksmd_unpin() */
+static cpu_set_t ksmd_cpus;
+
+static void ksmd_unpin(void)
+{
+	if (ksmd_pinned > 0)
+		sched_setaffinity(ksmd_pinned, sizeof(ksmd_cpus), &ksmd_cpus);
+	ksmd_pinned = 0;
+}
+static int busy; /* -b: an application thread computes while merged */
+static volatile int busy_stop;
+
+/* The application at work: a loop over its own stack, never over the
+ * registered memory (its content is checked afterwards). */
+static void *busy_thread(void *arg)
+{
+	volatile uint64_t x = 0;
+
+	(void)arg;
+	while (!busy_stop)
+		x = x * 6364136223846793005ull + 1;
+	return NULL;
+}
+
+static void pin(pid_t tid, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(tid, sizeof(set), &set);
+}
+
+/* The application's thread on CPU 1; the caller (and the threads it
+ * creates from now on) on CPU 0. */
+static void busy_start(pthread_t *t)
+{
+	cpu_set_t one;
+
+	busy_stop = 0;
+	if (!busy)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(1, &one);
+	pin(0, 0);
+	if (pthread_create(t, NULL, busy_thread, NULL))
+		busy = 0;
+	else
+		pthread_setaffinity_np(*t, sizeof(one), &one);
+}
+
+static void busy_end(pthread_t t)
+{
+	busy_stop = 1;
+	if (busy)
+		pthread_join(t, NULL);
+}
 
 struct result {
 	int ok;
 	double settle_s, cpu_s, kpages_per_cpu_s, meta_per_page, batch_ms, saved_mib;
 	double cal_per_kpage, tlb_per_kpage; /* IPIs while settling, per 1000 merged pages */
+	double sent_per_kpage;		     /* flush requests this side sent, per 1000 merged */
+	double steady_ms;		     /* CPU per full scan once settled, smart_scan=1 */
 	unsigned long long sharing, zero, shared;
 };
 
@@ -185,6 +268,47 @@ static long long interrupts(const char *name)
 	return sum;
 }
 
+/* Counts the TLB-flush requests task pid (0: this process, and with
+ * inherit the threads it creates from now on) queues for other CPUs: the
+ * csd:csd_queue_cpu tracepoint filtered on flush_tlb_func. A descriptor, or
+ * -1 where tracefs or kallsyms cannot tell. */
+static int flush_counter(pid_t pid, int inherit)
+{
+	struct perf_event_attr a = {.type = PERF_TYPE_TRACEPOINT, .size = sizeof(a), .inherit = (unsigned)inherit};
+	char line[256], filter[64] = "";
+	long id = read_long("/sys/kernel/tracing/events/csd/csd_queue_cpu/id");
+	FILE *f = fopen("/proc/kallsyms", "re");
+	int fd;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long long addr;
+		char type, name[128];
+
+		if (sscanf(line, "%llx %c %127s", &addr, &type, name) == 3 && !strcmp(name, "flush_tlb_func") && addr) {
+			snprintf(filter, sizeof(filter), "func == 0x%llx", addr);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	if (id <= 0 || !filter[0])
+		return -1;
+	a.config = (unsigned long long)id;
+	fd = (int)syscall(SYS_perf_event_open, &a, pid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd >= 0 && ioctl(fd, PERF_EVENT_IOC_SET_FILTER, filter)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static long long counter_value(int fd)
+{
+	unsigned long long v;
+
+	return fd >= 0 && read(fd, &v, sizeof(v)) == sizeof(v) ? (long long)v : -1;
+}
+
 /* Settling, as both sides see it: a snapshot per full scan. */
 struct snap {
 	long long scans, sharing, zero, shared, scanned;
@@ -194,14 +318,15 @@ struct snap {
 typedef void (*snap_fn)(struct snap *s, void *ctx);
 
 /* Waits until sharing+zero held for two full scans after three (or, with
- * fixed_scans, for that many full scans), filling r. */
-static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
+ * fixed_scans, for that many full scans), filling r; flushes: a
+ * flush_counter() of the scanning side, or -1. */
+static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans, int flushes)
 {
 	struct snap s0, s, prev = {-1, -1, -1, -1, -1, 0};
 	double t0 = sp_mono_s();
 	int still = 0;
 
-	long long cal0 = interrupts("CAL"), tlb0 = interrupts("TLB");
+	long long cal0 = interrupts("CAL"), tlb0 = interrupts("TLB"), sent0 = counter_value(flushes);
 
 	get(&s0, ctx);
 	s = s0; /* the deadline may pass before the first sample */
@@ -240,11 +365,22 @@ static void settle(struct result *r, snap_fn get, void *ctx, int fixed_scans)
 	r->saved_mib = (double)(s.sharing + s.zero) * 4096 / (1 << 20);
 	{
 		double merged = (double)(s.shared + s.sharing + s.zero) / 1000.0;
-		long long cal = interrupts("CAL"), tlb = interrupts("TLB");
+		long long cal = interrupts("CAL"), tlb = interrupts("TLB"), sent = counter_value(flushes);
 
 		r->cal_per_kpage = merged > 0 && cal0 >= 0 ? (double)(cal - cal0) / merged : -1;
 		r->tlb_per_kpage = merged > 0 && tlb0 >= 0 ? (double)(tlb - tlb0) / merged : -1;
+		r->sent_per_kpage = merged > 0 && sent0 >= 0 && sent >= 0 ? (double)(sent - sent0) / merged : -1;
 	}
+}
+
+/* Settled memory, smart_scan on: CPU milliseconds per full scan. */
+static double steady(snap_fn get, void *ctx)
+{
+	struct result w = {0}, m = {0};
+
+	settle(&w, get, ctx, STEADY_WARM, -1);
+	settle(&m, get, ctx, STEADY_SCANS, -1);
+	return w.ok && m.ok ? m.cpu_s * 1e3 / STEADY_SCANS : -1;
 }
 
 static void engine_snap(struct snap *s, void *ctx)
@@ -277,11 +413,14 @@ static void run_engine(const uint32_t *t, size_t n, int unique, struct result *r
 {
 	struct samepage_stats st;
 	uint8_t *m = build(t, n);
+	int flushes = flush_counter(0, 1); /* before the engine's threads exist */
+	pthread_t app;
 
 	samepage_set("pages_to_scan", "100000");
 	samepage_set("sleep_millisecs", "0");
 	samepage_set("smart_scan", "0");
 	samepage_set("use_zero_pages", "1");
+	busy_start(&app); /* before the engine's threads exist: they stay on CPU 0 */
 	if (samepage_madvise(m, n * TPAGE, SAMEPAGE_MERGEABLE)) {
 		perror("samepage_madvise");
 		return;
@@ -289,10 +428,13 @@ static void run_engine(const uint32_t *t, size_t n, int unique, struct result *r
 	samepage_set("run", "1");
 	if (unique)
 		samepage_wait_scans(2, TIMEOUT_MS); /* first visits only hash */
-	settle(r, engine_snap, NULL, unique ? 3 : 0);
+	settle(r, engine_snap, NULL, unique ? 3 : 0, flushes);
+	busy_end(app);
 	samepage_stats(&st);
 	r->meta_per_page = (double)st.metadata_bytes / (double)n;
 	r->batch_ms = st.longest_batch_ns / 1e6;
+	samepage_set("smart_scan", "1");
+	r->steady_ms = steady(engine_snap, NULL);
 	/* the content is still what was written */
 	for (size_t i = 0; i < n; i += 7)
 		if (!t_check(m + i * TPAGE, t[i])) {
@@ -321,6 +463,8 @@ static void run_kernel(const uint32_t *t, size_t n, int unique, struct result *r
 {
 	int pid = t_ksmd_pid();
 	uint8_t *m = build(t, n);
+	int flushes = flush_counter(pid, 0);
+	pthread_t app;
 
 	t_ksm_set("run", "2");
 	t_ksm_set("run", "0");
@@ -331,6 +475,12 @@ static void run_kernel(const uint32_t *t, size_t n, int unique, struct result *r
 	t_ksm_set("max_page_sharing", "256");
 	t_ksm_set("use_zero_pages", "1");
 	madvise(m, n * TPAGE, MADV_MERGEABLE);
+	busy_start(&app);
+	if (busy) {
+		sched_getaffinity(pid, sizeof(ksmd_cpus), &ksmd_cpus);
+		ksmd_pinned = pid;
+		pin(pid, 0);
+	}
 	t_ksm_set("run", "1");
 	if (unique) {
 		long f = t_ksm_get("full_scans");
@@ -338,9 +488,13 @@ static void run_kernel(const uint32_t *t, size_t n, int unique, struct result *r
 		while (t_ksm_get("full_scans") < f + 2)
 			usleep(2000); /* polling a counter; the settle below has the deadline */
 	}
-	settle(r, kernel_snap, &pid, unique ? 3 : 0);
+	settle(r, kernel_snap, &pid, unique ? 3 : 0, flushes);
+	busy_end(app);
+	ksmd_unpin();
 	r->meta_per_page = 64.0 * (double)ksm_stat("ksm_rmap_items") / (double)n;
 	r->batch_ms = -1;
+	t_ksm_set("smart_scan", "1");
+	r->steady_ms = steady(kernel_snap, &pid);
 	t_ksm_set("run", "2");
 	t_ksm_set("run", "0");
 }
@@ -379,18 +533,20 @@ static void row(const char *who, const struct result *r)
 		snprintf(batch, sizeof(batch), "%.2f", r->batch_ms);
 	else
 		snprintf(batch, sizeof(batch), "n/a");
-	printf("  %-16s %9.2f %8.2f %13.0f %12.1f %9s %10.1f %8.1f %8.1f%s\n", who, r->settle_s, r->cpu_s,
+	printf("  %-16s %9.2f %8.2f %13.0f %12.1f %9s %10.1f %8.1f %8.1f %8.1f %10.1f%s\n", who, r->settle_s, r->cpu_s,
 	       r->kpages_per_cpu_s, r->meta_per_page, batch, r->saved_mib, r->cal_per_kpage, r->tlb_per_kpage,
-	       r->ok ? "" : "  (DID NOT SETTLE / FAILED)");
+	       r->sent_per_kpage, r->steady_ms, r->ok ? "" : "  (DID NOT SETTLE / FAILED)");
 }
 
 static void ratio(const struct result *e, const struct result *k, int unique)
 {
-	printf("  %-16s %8.2fx %7.2fx %12.2fx %11.2fx %9s %9.2fx %7.2fx %7.2fx\n", "engine / ksmd",
+	printf("  %-16s %8.2fx %7.2fx %12.2fx %11.2fx %9s %9.2fx %7.2fx %7.2fx %7.2fx %9.2fx\n", "engine / ksmd",
 	       e->settle_s / k->settle_s, e->cpu_s / k->cpu_s, e->kpages_per_cpu_s / k->kpages_per_cpu_s,
 	       e->meta_per_page / k->meta_per_page, "", k->saved_mib > 0 ? e->saved_mib / k->saved_mib : 0.0,
 	       k->cal_per_kpage > 0 ? e->cal_per_kpage / k->cal_per_kpage : 0.0,
-	       k->tlb_per_kpage > 0 ? e->tlb_per_kpage / k->tlb_per_kpage : 0.0);
+	       k->tlb_per_kpage > 0 ? e->tlb_per_kpage / k->tlb_per_kpage : 0.0,
+	       k->sent_per_kpage > 0 ? e->sent_per_kpage / k->sent_per_kpage : 0.0,
+	       k->steady_ms > 0 ? e->steady_ms / k->steady_ms : 0.0);
 	if (unique)
 		printf("  target: unique-page scan rate >= 5x ksmd: %s (%.1fx)\n",
 		       e->kpages_per_cpu_s >= 5 * k->kpages_per_cpu_s ? "MET" : "NOT MET",
@@ -407,6 +563,7 @@ static void restore_maps(void)
 
 static void on_signal(int sig)
 {
+	ksmd_unpin();
 	restore_maps();
 	t_ksm_restore();
 	signal(sig, SIG_DFL);
@@ -420,7 +577,7 @@ int main(int argc, char **argv)
 	char *ws, *w, *save;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:w:qvh")) != -1) {
+	while ((c = getopt(argc, argv, "s:w:qvbh")) != -1) {
 		switch (c) {
 		case 's':
 			size = atol(optarg);
@@ -431,11 +588,15 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose = 1;
 			break;
+		case 'b':
+			busy = 1;
+			break;
 		case 'q':
 			size = 128;
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q] [-v]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-s SIZE_MIB] [-w unique,pairs,runs,zero,mix] [-q] [-v] [-b]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -450,10 +611,10 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	printf("engine vs ksmd, %ld MiB per workload; both: pages_to_scan 100000, sleep_millisecs 0, smart_scan 0,\n"
 	       "max_page_sharing 256, use_zero_pages 1. Settled: pages_sharing+ksm_zero_pages unchanged for 2 full "
-	       "scans.\n\n",
-	       size);
-	printf("  %-16s %9s %8s %13s %12s %9s %10s %8s %8s\n", "", "settle_s", "cpu_s", "kpages/cpu_s", "meta_B/page",
-	       "batch_ms", "saved_MiB", "CAL/kpg", "TLB/kpg");
+	       "scans.%s\n\n",
+	       size, busy ? "\nWith an application thread computing (-b) while the memory is merged." : "");
+	printf("  %-16s %9s %8s %13s %12s %9s %10s %8s %8s %8s %10s\n", "", "settle_s", "cpu_s", "kpages/cpu_s",
+	       "meta_B/page", "batch_ms", "saved_MiB", "CAL/kpg", "TLB/kpg", "sent/kpg", "steady_ms");
 	ws = strdup(list);
 	for (w = strtok_r(ws, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
 		size_t n = (size_t)size * 256;
