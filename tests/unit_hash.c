@@ -5,7 +5,9 @@
  * The index and the volatility filter compare hashes computed at different
  * times, possibly by different builds (the dispatcher picks one per
  * process), so the generic, AVX2 and AVX-512 builds must agree bit for bit
- * with libxxhash's XXH3_64bits; the cached zero-page hash too.
+ * with libxxhash's XXH3_64bits; the cached zero-page hash too. The all-zero
+ * test that the scan and the estimator classify pages with answers by the
+ * bytes, whatever hash it is given.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,12 +82,36 @@ static void test_zero_hash(void **state)
 	assert_int_equal(sp_hash_zero(), sp_hash_page(zero)); /* cached: same again */
 }
 
+static void test_page_zero(void **state)
+{
+	uint8_t *p = pages();
+	uint8_t *last = aligned_alloc(4096, 4096);
+
+	(void)state;
+	assert_non_null(last);
+	memset(last, 0, 4096);
+	last[4095] = 1; /* zeros but the last byte */
+	assert_true(sp_page_zero_bytes(p));
+	assert_true(sp_page_zero(p, sp_hash_page(p)));
+	for (int i = 1; i < PAGES; i++) {
+		assert_false(sp_page_zero_bytes(p + i * 4096));
+		assert_false(sp_page_zero(p + i * 4096, sp_hash_page(p + i * 4096)));
+	}
+	assert_false(sp_page_zero_bytes(last));
+	/* a page that is not all zeros is not, even under the zero hash */
+	assert_false(sp_page_zero(last, sp_hash_zero()));
+	assert_false(sp_page_zero(p, sp_hash_page(last))); /* another hash: no look */
+	free(last);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dispatched_is_xxh3),
 		cmocka_unit_test(test_simd_builds_agree),
 		cmocka_unit_test(test_zero_hash),
+		cmocka_unit_test(test_page_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,8 +5,9 @@
  * For each target: its VMAs from smaps (the kernel's verdict on each, see
  * kernel/vmas.h), then, VMA by VMA, the pages ksmd would scan from
  * PAGEMAP_SCAN, their content with process_vm_readv in batches of up to
- * BATCH pages, and one record per page: the content hash from the core
- * (XXH3), made into the model's key.
+ * BATCH pages, and one record per page: the content hash and the all-zero
+ * test the core's scan classifies a page with (core/hash.h), made into the
+ * model's key.
  *
  * The first sample appends records in (process, address) order. Later
  * samples walk the same way and join against those records by address: a
@@ -40,16 +41,6 @@ struct scan_ctx {
 	int nodes[BATCH];
 	uint64_t t0_ns;
 };
-
-static int is_zero_page(const uint8_t *p)
-{
-	const uint64_t *w = (const uint64_t *)p;
-
-	for (size_t i = 0; i < SP_PAGE_SIZE / 8; i++)
-		if (w[i])
-			return 0;
-	return 1;
-}
 
 struct sp_model_knobs est_knobs(const struct est *e)
 {
@@ -224,7 +215,7 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 					continue;
 				}
 				h = sp_hash_page(page);
-				zero = h == e->zero_hash && is_zero_page(page);
+				zero = sp_page_zero(page, h);
 				if (zero && s->rg[k].huge)
 					zero = SP_MODEL_ALL_ZERO_THP;
 				/* --domains keeps the node apart (estimate_domains.c) */

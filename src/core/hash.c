@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* hash.c - XXH3 of a page, dispatched to the best SIMD build at first use. */
+/* hash.c - XXH3 of a page, dispatched to the best SIMD build at first use;
+ * the all-zero test (hash.h). */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+#include <string.h>
 
 #include "core/hash.h"
+
+static const unsigned char zero[4096];
 
 static uint64_t hash_generic(const void *page)
 {
@@ -32,7 +36,6 @@ uint64_t sp_hash_page(const void *page)
  * once (racing first callers all store the same value). */
 uint64_t sp_hash_zero(void)
 {
-	static const unsigned char zero[4096];
 	static uint64_t h;
 	static int known;
 
@@ -41,4 +44,9 @@ uint64_t sp_hash_zero(void)
 		__atomic_store_n(&known, 1, __ATOMIC_RELEASE);
 	}
 	return __atomic_load_n(&h, __ATOMIC_RELAXED);
+}
+
+int sp_page_zero_bytes(const void *page)
+{
+	return !memcmp(page, zero, sizeof(zero));
 }

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/merge.h"
 
 #define PAGE SP_PAGE_SIZE
@@ -336,7 +337,6 @@ static void merge_zero(struct sp_core *c, struct sp_run *r)
 {
 	struct sp_mem *m = sp_core_mem(c, r->region);
 	uintptr_t addr = r->addr0 + ((uintptr_t)r->i0 << SP_PAGE_SHIFT);
-	static const uint8_t zero[PAGE];
 	uint8_t ok[SP_BATCH_MAX];
 	const uint8_t *own;
 	uint32_t k, j;
@@ -346,7 +346,7 @@ static void merge_zero(struct sp_core *c, struct sp_run *r)
 	if (!own)
 		return;
 	for (k = 0; k < r->n; k++)
-		ok[k] = (long)k < got && !memcmp(own + (size_t)k * PAGE, zero, PAGE);
+		ok[k] = (long)k < got && sp_page_zero_bytes(own + (size_t)k * PAGE);
 	for (k = 0; k < r->n; k = j) {
 		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
 

@@ -49,13 +49,6 @@ struct verdict {
 	uint32_t partner; /* CLS_PAIR                                            */
 };
 
-static int is_zero(const uint8_t *p)
-{
-	static const uint8_t zero[PAGE];
-
-	return !memcmp(p, zero, PAGE);
-}
-
 /* Forgets a page that is gone (not present): the kernel frees its rmap item. */
 static void forget(struct sp_core *c, uint32_t id, struct sp_item *it)
 {
@@ -79,8 +72,7 @@ static struct verdict classify(struct sp_core *c, uint32_t idx, uint32_t id)
 	/* only an anonymous page can be dropped: in a store mapping (one that
 	 * was merged before) MADV_DONTNEED would bring back the store page at
 	 * that offset, not zeros. Such a page merges like any content. */
-	if (c->knobs.use_zero_pages && !(it->flags & SP_IT_FILEMAP) && c->content[idx] == sp_hash_zero() &&
-	    is_zero(d)) {
+	if (c->knobs.use_zero_pages && !(it->flags & SP_IT_FILEMAP) && sp_page_zero(d, c->content[idx])) {
 		v.cls = CLS_ZERO;
 		return v;
 	}
