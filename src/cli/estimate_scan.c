@@ -33,6 +33,7 @@
 
 struct scan_ctx {
 	struct est *e;
+	struct sp_pagemap pm; /* the target's */
 	struct sp_remote r;
 	uint32_t proc;
 	struct sp_range rg[RANGES];
@@ -183,7 +184,7 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 	if (e->sample == 0)
 		pr->ksm += v->ksm;
 	while (pos < sv->end) {
-		long nr = sp_remote_present(&s->r, &pos, sv->end, s->rg, RANGES, BATCH);
+		long nr = sp_pagemap_present(&s->pm, &pos, sv->end, s->rg, RANGES, BATCH);
 		uint64_t i = 0, npages = 0;
 		long got;
 
@@ -313,11 +314,12 @@ int est_scan(struct est *e)
 
 		if (pr->status != EST_OK)
 			continue;
-		err = sp_remote_open(&s->r, pr->info.pid);
+		err = sp_pagemap_open(&s->pm, pr->info.pid);
 		if (err) {
 			fail(pr, err);
 			continue;
 		}
+		sp_remote_open(&s->r, pr->info.pid);
 		s->proc = p;
 		for (size_t i = 0; i < lists[p].n && !err; i++) {
 			if (!selected(e, &lists[p].v[i]))
@@ -335,6 +337,7 @@ int est_scan(struct est *e)
 			fail(pr, err);
 		}
 		sp_remote_close(&s->r);
+		sp_pagemap_close(&s->pm);
 	}
 	/* later samples: records never met again went away */
 	if (e->sample > 0)

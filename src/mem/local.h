@@ -4,7 +4,7 @@
  *
  *   store.c    memfd page store: offsets handed out and punched back
  *   uffd.c     userfaultfd: open with the right features, register, freeze
- *   pagemap.c  /proc/self/pagemap: present, swapped, file-mapped, zero page
+ *   pagemap.c  /proc/self/pagemap (reader.h)
  *   budget.c   vm.max_map_count budget for the mappings merges create
  *   local.c    the backend operations built from those
  */
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/memory.h"
+#include "mem/reader.h"
 
 struct sp_store {
 	int fd;
@@ -53,22 +54,6 @@ int sp_uffd_continue(struct sp_uffd *u, uintptr_t addr, size_t len);
 int sp_uffd_unregister(struct sp_uffd *u, uintptr_t addr, size_t len);
 int sp_uffd_protect(struct sp_uffd *u, uintptr_t addr, size_t len, int on);
 int sp_uffd_wake(struct sp_uffd *u, uintptr_t addr, size_t len);
-
-struct sp_pagemap {
-	int fd;
-	uint64_t zero_pfn; /* 0 when PFNs are hidden (no CAP_SYS_ADMIN) */
-	uint64_t *raw;
-	size_t raw_cap;
-};
-
-int sp_pagemap_open(struct sp_pagemap *pm, int pid);
-void sp_pagemap_close(struct sp_pagemap *pm);
-/* flags[i] = SP_PG_* for n pages at addr. 0 or -errno. */
-int sp_pagemap_query(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint8_t *flags);
-/* The raw entries of n pages at addr: how many were read (fewer past the
- * end of the address space), or -errno. sp_pagemap_flags: SP_PG_* of one. */
-long sp_pagemap_raw(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint64_t *raw);
-uint8_t sp_pagemap_flags(const struct sp_pagemap *pm, uint64_t e);
 
 struct sp_budget {
 	long max_map_count;

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reader.h - reading a process's memory without changing it: this process
+ * (the engine, local.c), a client of samepaged (daemon/peer.c) or any
+ * process (the estimator, cli/estimate_scan.c). One reader of each kind:
+ *
+ *   pagemap.c  page state from /proc/PID/pagemap: SP_PG_* flags page by
+ *              page (what the core's query operation reports), or the runs
+ *              of pages ksmd would scan, found range by range; the kernel's
+ *              shared zero page is told by its frame number, proved
+ *
+ * Permission: reading another process needs ptrace read access to it (same
+ * user and ptrace_scope allows it, or CAP_SYS_PTRACE); frame numbers, and
+ * with them the zero page, are visible with CAP_SYS_ADMIN only. Errors are
+ * -errno: -ESRCH the process is gone, -EACCES/-EPERM access refused.
+ */
+#ifndef SP_MEM_READER_H
+#define SP_MEM_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/memory.h"
+
+/* a run of pages [start, start + npages * 4096) */
+struct sp_range {
+	uintptr_t start;
+	uint64_t npages;
+	int huge; /* mapped by a transparent huge page (PAGEMAP_SCAN only) */
+};
+
+/* pagemap.c */
+
+struct sp_pagemap {
+	int fd;
+	uint64_t zero_pfn; /* 0 when PFNs are hidden (no CAP_SYS_ADMIN) */
+	int scan;	   /* PAGEMAP_SCAN: 0 not tried yet, 1 works, -1 absent */
+	uint64_t *raw;	   /* pagemap entries read                          */
+	size_t raw_cap;
+};
+
+/* Opens the pagemap of pid (0: this process). 0, or -errno (-ESRCH: no
+ * such process, -EACCES, -EPERM, ...). */
+int sp_pagemap_open(struct sp_pagemap *pm, int pid);
+void sp_pagemap_close(struct sp_pagemap *pm);
+
+/* flags[i] = SP_PG_* for n pages at addr. 0 or -errno. */
+int sp_pagemap_query(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint8_t *flags);
+
+/* The raw entries of n pages at addr into raw[]: how many were read (fewer
+ * past the end of the address space), or -errno. sp_pagemap_flags decodes
+ * one entry into SP_PG_*: the one place an entry is decoded. For a caller
+ * that keeps a window of entries (daemon/peer.c). */
+long sp_pagemap_raw(struct sp_pagemap *pm, uintptr_t addr, size_t n, uint64_t *raw);
+uint8_t sp_pagemap_flags(const struct sp_pagemap *pm, uint64_t e);
+
+/* Finds pages in [*pos, end) that are present, anonymous (not file-backed
+ * page cache) and not the shared zero page: what ksmd would scan in a
+ * mergeable VMA. Writes at most max ranges holding at most max_pages pages
+ * in all (a range is all inside or all outside PMD-mapped THPs), and moves
+ * *pos to where the walk stopped (end when done). The PAGEMAP_SCAN ioctl
+ * (Linux 6.7+) does it in one call; older kernels read one entry per page.
+ * Returns the number of ranges, or -errno. */
+long sp_pagemap_present(struct sp_pagemap *pm, uintptr_t *pos, uintptr_t end, struct sp_range *out, size_t max,
+			uint64_t max_pages);
+
+#endif /* SP_MEM_READER_H */
