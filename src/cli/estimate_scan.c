@@ -196,7 +196,7 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 			continue;
 		for (long k = 0; k < nr; k++)
 			npages += s->rg[k].npages;
-		got = sp_remote_read(&s->r, s->rg, (size_t)nr, s->buf, s->ok);
+		got = sp_vm_read_ranges(s->r.pid, s->rg, (size_t)nr, s->buf, s->ok);
 		if (got < 0)
 			return (int)got;
 		if (e->numa && sp_remote_nodes(&s->r, s->rg, (size_t)nr, s->nodes))

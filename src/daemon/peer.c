@@ -19,11 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "daemon/daemon.h"
-#include "mem/vmread.h"
+#include "mem/reader.h"
 #include "util/clock.h"
 
 #define PAGE		 4096ul
@@ -404,8 +403,6 @@ void sd_peer_events(struct sd_peer *p)
 {
 	static __thread uint64_t addrs[(SP_MSG_MAX - 64) / sizeof(uint64_t)];
 	int work = 0;
-	struct iovec mine = {.iov_base = &work, .iov_len = sizeof(work)};
-	struct iovec theirs = {.iov_base = (void *)(uintptr_t)p->work_addr, .iov_len = sizeof(work)};
 	size_t got = 0;
 
 	drain(p, 0); /* the answers there are; the rest is waited for when needed */
@@ -413,7 +410,8 @@ void sd_peer_events(struct sd_peer *p)
 	for (size_t i = 0; i < p->nfailed; i++)
 		sp_core_remap_undone(&p->dom->core, p->space, p->failed[i].addr, p->failed[i].n);
 	p->nfailed = 0;
-	if (p->dead || !p->work_addr || process_vm_readv(p->pid, &mine, 1, &theirs, 1, 0) != sizeof(work) || !work)
+	if (p->dead || !p->work_addr ||
+	    sp_vm_read_bytes(p->pid, (uintptr_t)p->work_addr, &work, sizeof(work)) != sizeof(work) || !work)
 		return;
 	p->pmw_n = 0; /* pages it dropped: read the page tables again */
 	if (call(p, SP_A_EVENTS, NULL, 0, addrs, sizeof(addrs), &got))

@@ -65,12 +65,10 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "mem/local.h"
-#include "mem/vmread.h"
 #include "util/clock.h"
 
 #define PAGE		    4096ul

@@ -5,6 +5,7 @@
  *   store.c    memfd page store: offsets handed out and punched back
  *   uffd.c     userfaultfd: open with the right features, register, freeze
  *   pagemap.c  /proc/self/pagemap (reader.h)
+ *   vmread.c   content by process_vm_readv on ourselves (reader.h)
  *   budget.c   vm.max_map_count budget for the mappings merges create
  *   local.c    the backend operations built from those
  */

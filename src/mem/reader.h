@@ -8,6 +8,9 @@
  *              page (what the core's query operation reports), or the runs
  *              of pages ksmd would scan, found range by range; the kernel's
  *              shared zero page is told by its frame number, proved
+ *   vmread.c   page content with process_vm_readv: a run of pages, two runs
+ *              in one call, many ranges in one call with a verdict per
+ *              page, a few bytes
  *
  * Permission: reading another process needs ptrace read access to it (same
  * user and ptrace_scope allows it, or CAP_SYS_PTRACE); frame numbers, and
@@ -63,5 +66,24 @@ uint8_t sp_pagemap_flags(const struct sp_pagemap *pm, uint64_t e);
  * Returns the number of ranges, or -errno. */
 long sp_pagemap_present(struct sp_pagemap *pm, uintptr_t *pos, uintptr_t end, struct sp_range *out, size_t max,
 			uint64_t max_pages);
+
+/* vmread.c: memory made unreadable gives a short count, never a SIGSEGV */
+
+/* Copies n pages at addr of process pid into buf, at most 64 pages per
+ * system call. Returns pages copied (a short count stops at the first
+ * unreadable page), or -errno. */
+long sp_vm_read(int pid, uintptr_t addr, size_t n, void *buf);
+/* Two runs of n pages in one call; *got2 gets the second run's count. */
+long sp_vm_read2(int pid, uintptr_t a1, void *buf1, uintptr_t a2, void *buf2, size_t n, long *got2);
+/* Copies the pages of rg[0..nr) into buf, in order, with as few
+ * process_vm_readv calls as possible. ok[i] says whether page i (counting
+ * through all ranges) could be read: a page unmapped since it was found
+ * reads as not ok, and the pages after it are read still. Returns pages
+ * read, or -ESRCH when the process is gone, or another -errno when nothing
+ * could be read. */
+long sp_vm_read_ranges(int pid, const struct sp_range *rg, size_t nr, void *buf, uint8_t *ok);
+/* Copies len bytes at addr of process pid into buf with one call. Returns
+ * bytes copied, or -errno. */
+long sp_vm_read_bytes(int pid, uintptr_t addr, void *buf, size_t len);
 
 #endif /* SP_MEM_READER_H */
