@@ -3,11 +3,12 @@
  * estimate_scan.c - one pass over the targets' memory, as ksmd would see it.
  *
  * For each target: its VMAs from smaps (the kernel's verdict on each, see
- * kernel/vmas.h), then, VMA by VMA, the pages ksmd would scan from
- * PAGEMAP_SCAN, their content with process_vm_readv in batches of up to
+ * kernel/vmas.h), then, VMA by VMA, the pages ksmd would scan (pagemap,
+ * PAGEMAP_SCAN), their content with process_vm_readv in batches of up to
  * BATCH pages, and one record per page: the content hash and the all-zero
  * test the core's scan classifies a page with (core/hash.h), made into the
- * model's key.
+ * model's key. Memory is read with src/mem's readers (mem/reader.h), the
+ * ones the engine and samepaged read with; nothing in a target changes.
  *
  * The first sample appends records in (process, address) order. Later
  * samples walk the same way and join against those records by address: a
@@ -25,7 +26,7 @@
 #include "cli/textsafe.h"
 #include "core/hash.h"
 #include "kernel/vmas.h"
-#include "mem/remote.h"
+#include "mem/reader.h"
 #include "util/clock.h"
 
 #define BATCH  512 /* pages read per process_vm_readv */
@@ -34,7 +35,7 @@
 struct scan_ctx {
 	struct est *e;
 	struct sp_pagemap pm; /* the target's */
-	struct sp_remote r;
+	int pid;
 	uint32_t proc;
 	struct sp_range rg[RANGES];
 	uint8_t *buf;
@@ -196,10 +197,10 @@ static int scan_vma(struct scan_ctx *s, const struct sp_vma *sv)
 			continue;
 		for (long k = 0; k < nr; k++)
 			npages += s->rg[k].npages;
-		got = sp_vm_read_ranges(s->r.pid, s->rg, (size_t)nr, s->buf, s->ok);
+		got = sp_vm_read_ranges(s->pid, s->rg, (size_t)nr, s->buf, s->ok);
 		if (got < 0)
 			return (int)got;
-		if (e->numa && sp_remote_nodes(&s->r, s->rg, (size_t)nr, s->nodes))
+		if (e->numa && sp_numa_nodes(s->pid, s->rg, (size_t)nr, s->nodes))
 			memset(s->nodes, 0, sizeof(s->nodes));
 		e->bytes_read += npages * SP_PAGE_SIZE;
 		for (long k = 0; k < nr; k++) {
@@ -319,7 +320,7 @@ int est_scan(struct est *e)
 			fail(pr, err);
 			continue;
 		}
-		sp_remote_open(&s->r, pr->info.pid);
+		s->pid = pr->info.pid;
 		s->proc = p;
 		for (size_t i = 0; i < lists[p].n && !err; i++) {
 			if (!selected(e, &lists[p].v[i]))
@@ -336,7 +337,6 @@ int est_scan(struct est *e)
 				pr->partial = 1;
 			fail(pr, err);
 		}
-		sp_remote_close(&s->r);
 		sp_pagemap_close(&s->pm);
 	}
 	/* later samples: records never met again went away */

@@ -709,8 +709,10 @@ static int local_store_alloc(struct sp_host *h, size_t n, int nid, uint64_t *pg)
 
 static int local_node(struct sp_mem *b, uintptr_t addr, size_t n, int *nodes)
 {
+	struct sp_range r = {.start = addr, .npages = n};
+
 	(void)b;
-	return sp_numa_nodes(addr, n, nodes);
+	return sp_numa_nodes(0, &r, 1, nodes);
 }
 
 static void *local_store_page(struct sp_host *h, uint64_t pg)

@@ -4,10 +4,11 @@
  *
  *   store.c    memfd page store: offsets handed out and punched back
  *   uffd.c     userfaultfd: open with the right features, register, freeze
- *   pagemap.c  /proc/self/pagemap (reader.h)
- *   vmread.c   content by process_vm_readv on ourselves (reader.h)
  *   budget.c   vm.max_map_count budget for the mappings merges create
- *   local.c    the backend operations built from those
+ *   maps.c     lines of /proc/self/maps
+ *   numa.c     where store pages are allocated (merge_across_nodes=0)
+ *   local.c    the backend operations built from those, and the readers
+ *              every process has (reader.h: pagemap, content, nodes)
  */
 #ifndef SP_LOCAL_H
 #define SP_LOCAL_H
@@ -87,9 +88,8 @@ int sp_maps_parse(const char *line, struct sp_maps_line *v);
 /* The mapping covering addr: 0, -ENOMEM none, or -errno */
 int sp_maps_find(uintptr_t addr, struct sp_maps_line *v);
 
-/* numa.c: the node of each page (-1 not present or unknown), and a
- * preference for where the pages of a range get allocated. */
-int sp_numa_nodes(uintptr_t addr, size_t n, int *nodes);
+/* numa.c: a preference for where the pages of a range get allocated (the
+ * node of a page is read with sp_numa_nodes, reader.h). */
 void sp_numa_prefer(void *addr, size_t len, int nid);
 
 /* A range MADV_DONTNEED (or MADV_FREE, MADV_REMOVE) was called on, as a

@@ -11,6 +11,7 @@
  *   vmread.c   page content with process_vm_readv: a run of pages, two runs
  *              in one call, many ranges in one call with a verdict per
  *              page, a few bytes
+ *   numa.c     the NUMA node of pages (move_pages with no target)
  *
  * Permission: reading another process needs ptrace read access to it (same
  * user and ptrace_scope allows it, or CAP_SYS_PTRACE); frame numbers, and
@@ -85,5 +86,9 @@ long sp_vm_read_ranges(int pid, const struct sp_range *rg, size_t nr, void *buf,
 /* Copies len bytes at addr of process pid into buf with one call. Returns
  * bytes copied, or -errno. */
 long sp_vm_read_bytes(int pid, uintptr_t addr, void *buf, size_t len);
+
+/* numa.c: the node of each page of rg[0..nr) (pid 0: this process), -1 when
+ * not present or unknown. 0 or -errno. */
+int sp_numa_nodes(int pid, const struct sp_range *rg, size_t nr, int *nodes);
 
 #endif /* SP_MEM_READER_H */
