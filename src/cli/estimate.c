@@ -4,7 +4,7 @@
  * given processes, and what it would cost, measured from the outside.
  *
  * Read-only: target memory is read with process_vm_readv and page state
- * with PAGEMAP_SCAN (mem/remote.c); nothing in the targets changes. Each
+ * with PAGEMAP_SCAN (mem/reader.h); nothing in the targets changes. Each
  * scanned page becomes a 16-byte record of its content hash, and the
  * core's model (core/model.c) computes the counters ksmd would settle at
  * for the given knobs. See man samepage-estimate(1).

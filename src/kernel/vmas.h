@@ -9,8 +9,8 @@
  * "sh", VM_MAYSHARE "ms", VM_PFNMAP "pf", VM_IO "io", VM_DONTEXPAND "de",
  * VM_HUGETLB "ht", VM_MIXEDMAP "mm", VM_DROPPABLE, and not DAX. Inside such a
  * VMA only anonymous pages are merged (COWed pages of a private file
- * mapping count; its page-cache pages do not): the page-level filter is in
- * mem/remote.c.
+ * mapping count; its page-cache pages do not): the page-level filter is
+ * sp_pagemap_present in mem/pagemap.c.
  *
  * DAX and VM_DROPPABLE have no VmFlags letters of their own; DAX mappings
  * are shared in practice (excluded by "sh"/"ms"), and a droppable mapping
