@@ -9,7 +9,8 @@
  * KSM would count them (one KSM page per content, every further mapping a
  * sharer), every page must read its own content, a write must break only
  * its own copy, and when the processes exit the domain must be empty again
- * (no tracked page, no store page). Then 700 clients at once: the daemon's
+ * (no tracked page, no store page). A client out of mappings merges again
+ * once it has some back. Then 700 clients at once: the daemon's
  * status has every one of them although it takes several messages.
  */
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -244,11 +246,119 @@ static void test_many_clients(void **state)
 	dt_cleanup(&d);
 }
 
+/* A client out of mappings (vm.max_map_count) gets none of its pages
+ * merged; once it has mappings again, merging goes on. The daemon learns a
+ * client's budget only from its answers, and a client left without
+ * mappings gets no remaps to answer: the daemon must ask it. */
+#define NPAIR 512 /* pages [0, NPAIR) equal to [NPAIR, 2 NPAIR) */
+
+static long sysctl_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static long count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	long n = 0;
+	int ch;
+
+	if (!f)
+		return -1;
+	while ((ch = getc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+/* child: takes all the mappings but a few below the engine's reserve,
+ * registers NPAIR pairs ('r'); on 'f' gives those mappings back ('f'); on
+ * 'c' checks its pages ('v' or 'x'); on 'q' leaves */
+static int hog(void *arg, int wr, int rd)
+{
+	long max = sysctl_long("/proc/sys/vm/max_map_count"), cur = count_maps();
+	long reserve = max / 8 > 1024 ? max / 8 : 1024, extra = max - reserve - cur + 64;
+	char *h, *m = t_map(2 * NPAIR), b;
+
+	(void)arg;
+	if (max < 0 || cur < 0)
+		return 1;
+	/* every other page read-only: one mapping per page */
+	h = mmap(NULL, (size_t)extra * TPAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (h == MAP_FAILED)
+		return perror("mmap"), 1;
+	for (long i = 1; i < extra; i += 2)
+		if (mprotect(h + i * TPAGE, TPAGE, PROT_READ | PROT_WRITE))
+			return perror("mprotect"), 1;
+	for (size_t i = 0; i < 2 * NPAIR; i++)
+		t_fill(m + i * TPAGE, 5000 + (uint32_t)(i % NPAIR));
+	if (samepage_madvise(m, 2 * NPAIR * TPAGE, SAMEPAGE_MERGEABLE))
+		return perror("samepage_madvise"), 1;
+	if (write(wr, "r", 1) != 1 || read(rd, &b, 1) != 1)
+		return 1;
+	munmap(h, (size_t)extra * TPAGE);
+	if (write(wr, "f", 1) != 1 || read(rd, &b, 1) != 1)
+		return 1;
+	b = 'v';
+	for (size_t i = 0; i < 2 * NPAIR; i++)
+		if (!t_check(m + i * TPAGE, 5000 + (uint32_t)(i % NPAIR)))
+			b = 'x';
+	if (write(wr, &b, 1) != 1 || read(rd, &b, 1) != 1)
+		return 1;
+	return samepage_munmap(m, 2 * NPAIR * TPAGE) ? 1 : 0;
+}
+
+static void test_budget_comes_back(void **state)
+{
+	struct dt_daemon d;
+	struct dt_child c;
+	long long scans, stalled;
+	long max = sysctl_long("/proc/sys/vm/max_map_count");
+
+	(void)state;
+	if (max < 0 || max > 1 << 20) {
+		printf("  vm.max_map_count %ld: too many mappings to take, skipped\n", max);
+		skip();
+	}
+	dt_start(&d, NULL);
+	assert_int_equal(dt_set(&d, "", "pages_to_scan", "5000"), 0);
+	assert_int_equal(dt_set(&d, "", "sleep_millisecs", "5"), 0);
+	setenv("SAMEPAGE_DAEMON", d.sock, 1);
+	dt_spawn(&c, hog, NULL);
+	assert_int_equal(dt_step(&c), 'r');
+	/* out of mappings: three full scans merge at most the batch that
+	 * learnt it (the client's first answer) */
+	scans = dt_value(dt_status(&d), "domain user:0", "full_scans");
+	dt_wait(&d, "domain user:0", "full_scans", scans + 3);
+	stalled = dt_value(dt_status(&d), "domain user:0", "pages_sharing");
+	printf("  out of mappings: pages_sharing %lld of %d after 3 full scans\n", stalled, NPAIR);
+	assert_true(stalled < NPAIR);
+	dt_go(&c, 'f');
+	assert_int_equal(dt_step(&c), 'f');
+	assert_int_equal(dt_wait(&d, "domain user:0", "pages_sharing", NPAIR), NPAIR);
+	dt_go(&c, 'c');
+	assert_int_equal(dt_step(&c), 'v');
+	dt_go(&c, 'q');
+	assert_int_equal(dt_reap(&c), 0);
+	assert_int_equal(dt_wait(&d, "domain user:0", "clients", DT_EQ(0)), 0);
+	assert_true(dt_stop(&d));
+	dt_cleanup(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_three_processes),
 		cmocka_unit_test(test_killed_client),
+		cmocka_unit_test(test_budget_comes_back),
 		cmocka_unit_test(test_many_clients),
 	};
 

@@ -108,8 +108,9 @@ struct sd_peer {
 	size_t pmw_n;
 	uint64_t pmw_ns;
 	uint64_t work_addr;
-	int64_t budget;
-	int dead; /* SD_PEER_*: operations fail with -ESRCH from then on */
+	int64_t budget;		  /* mappings it may still get, as it last said */
+	uint64_t budget_asked_ns; /* when it was last asked, being out of them */
+	int dead;		  /* SD_PEER_*: operations fail with -ESRCH from then on */
 	uint64_t registered_bytes;
 	uint64_t rpcs, rpc_ns;			/* agent calls and their time */
 	struct sd_pending pending[SD_PIPELINE]; /* remaps and wakes not answered (a ring) */

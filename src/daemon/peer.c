@@ -27,8 +27,9 @@
 
 #define PAGE		 4096ul
 #define AGENT_TIMEOUT_MS 10000
-#define PM_MAX_AGE_NS	 (50 * 1000000ull) /* a kept pagemap window is read again after this */
-#define PM_CHANGED	 UINT64_MAX	   /* no real entry: present and swapped at once */
+#define PM_MAX_AGE_NS	 (50 * 1000000ull)  /* a kept pagemap window is read again after this */
+#define PM_CHANGED	 UINT64_MAX	    /* no real entry: present and swapped at once */
+#define BUDGET_ASK_NS	 (250 * 1000000ull) /* a client out of mappings is asked again after this */
 
 static struct sd_peer *P(struct sp_mem *m)
 {
@@ -410,6 +411,15 @@ void sd_peer_events(struct sd_peer *p)
 	for (size_t i = 0; i < p->nfailed; i++)
 		sp_core_remap_undone(&p->dom->core, p->space, p->failed[i].addr, p->failed[i].n);
 	p->nfailed = 0;
+	/* A client whose last answer left it no mappings gets no remaps, hence
+	 * sends no answers, and the budget it counts again when it answers
+	 * (from its /proc/self/maps, mem/budget.c) would never reach us: the
+	 * domain would merge nothing but zero pages from then on. Ask it now
+	 * and then, with an empty wake: the cheapest request it answers. */
+	if (!p->dead && p->budget <= 0 && sp_mono_ns() - p->budget_asked_ns >= BUDGET_ASK_NS) {
+		p->budget_asked_ns = sp_mono_ns();
+		peer_wake_blocked(&p->mem);
+	}
 	if (p->dead || !p->work_addr ||
 	    sp_vm_read_bytes(p->pid, (uintptr_t)p->work_addr, &work, sizeof(work)) != sizeof(work) || !work)
 		return;
