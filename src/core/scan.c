@@ -409,11 +409,9 @@ static int verify_due(const struct sp_core *c, uint32_t id)
  * pages a trusted space keeps as recorded (outside the queried span). */
 static int query_batch(struct sp_core *c, struct sp_mem *m, uint32_t s, uintptr_t addr, uint32_t id0, uint32_t n)
 {
-	uint32_t lo = 0, hi = n, i;
+	uint32_t lo = n, hi = 0, i;
 
-	if (trusted(c, s, m)) {
-		lo = n;
-		hi = 0;
+	if (c->trust[s].scan_clean || c->trust[s].trusted) {
 		for (i = 0; i < n; i++) {
 			const struct sp_item *it = sp_rmap_item(&c->rmap, id0 + i);
 
@@ -423,20 +421,22 @@ static int query_batch(struct sp_core *c, struct sp_mem *m, uint32_t s, uintptr_
 				lo = i;
 			hi = i + 1;
 		}
-		for (i = 0; i < n; i++) {
-			const struct sp_item *it = sp_rmap_item(&c->rmap, id0 + i);
-
-			if (i >= lo && i < hi)
-				continue;
-			/* as last queried: still mapping its store page
-			 * (present or not), or the zero page */
-			c->flags[i] = (it->flags & SP_IT_STABLE) && !(it->flags & SP_IT_ABSENT)
-					      ? SP_PG_PRESENT | SP_PG_FILE
-					      : 0;
-		}
-		if (lo >= hi)
-			return 0;
 	}
+	/* writes() is read only when it may save a query */
+	if ((lo == 0 && hi == n) || !trusted(c, s, m))
+		return m->ops->query(m, addr, n, c->flags);
+	for (i = 0; i < n; i++) {
+		const struct sp_item *it = sp_rmap_item(&c->rmap, id0 + i);
+
+		if (i >= lo && i < hi)
+			continue;
+		/* as last queried: still mapping its store page (present
+		 * or not), or the zero page */
+		c->flags[i] =
+			(it->flags & SP_IT_STABLE) && !(it->flags & SP_IT_ABSENT) ? SP_PG_PRESENT | SP_PG_FILE : 0;
+	}
+	if (lo >= hi)
+		return 0;
 	return m->ops->query(m, addr + ((uintptr_t)lo << SP_PAGE_SHIFT), hi - lo, c->flags + lo);
 }
 
