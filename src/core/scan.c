@@ -7,8 +7,10 @@
  * read of the pages that need hashing, one XXH3 pass per page. Then each page
  * is classified, in the kernel's order:
  *
- *   1. already merged and still mapping its store page: nothing to do;
- *      merged but written since (copy-on-write broken): drop the sharer;
+ *   1. already merged and still mapping its store page: nothing to do
+ *      (with smart_scan, known without a query while the process took no
+ *      page fault: "Trust" below); merged but written since (copy-on-write
+ *      broken): drop the sharer;
  *   2. smart_scan: a page that stayed unmerged for a while is skipped on
  *      some visits (1, 2, 4 then 8 of them as it ages);
  *   3. changed since the previous visit: volatile, remember the new hash;
