@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -223,6 +225,92 @@ static void test_unregister_part(void **state)
 	assert_true(et_wait_merged(0, 0, 1));
 }
 
+/* Full scans until pages_sharing is `sharing`, at most `most` of them;
+ * -1 if it was not reached. */
+static int scans_until_sharing(uint64_t sharing, int most)
+{
+	uint64_t f0 = et_stats().full_scans;
+
+	for (;;) {
+		struct samepage_stats s = et_stats();
+
+		if (s.pages_sharing == sharing)
+			return (int)(s.full_scans - f0);
+		if (s.full_scans - f0 > (uint64_t)most)
+			return -1;
+		usleep(1000);
+	}
+}
+
+/* Settled memory, smart_scan on: after a few full scans in which nothing
+ * happens the scanner stops querying merged pages (only every 8th scan
+ * each), trusting the process's page-fault count. A write by the process,
+ * from user space or a system call, is a fault: seen at the next scan or
+ * the one after (a fault in flight while a batch starts); another
+ * process's write, which the count does not see, by the periodic query. */
+static void test_writes_after_settling(void **state)
+{
+	char *m = merged_area();
+	char buf[TPAGE];
+	int p[2], sv[2], n;
+	uint64_t sharing = NP - NCONT;
+	pid_t child;
+
+	(void)state;
+	assert_int_equal(samepage_set("smart_scan", "1"), 0);
+	assert_int_equal(samepage_wait_scans(4, ET_PATIENCE_MS), 0);
+	m[5 * TPAGE + 17] = 'x'; /* user-mode write */
+	n = scans_until_sharing(--sharing, 2);
+	print_message("user write seen after %d scans\n", n);
+	assert_true(n >= 0);
+	assert_int_equal(samepage_wait_scans(3, ET_PATIENCE_MS), 0);
+
+	assert_int_equal(pipe(p), 0);
+	t_fill(buf, 777);
+	assert_int_equal(write(p[1], buf, TPAGE), TPAGE);
+	assert_int_equal(read(p[0], m + 8 * TPAGE, TPAGE), TPAGE); /* a kernel write */
+	n = scans_until_sharing(--sharing, 2);
+	print_message("read(2) seen after %d scans\n", n);
+	assert_true(n >= 0);
+
+	/* another process writes page 20 once this one is trusted again */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		char go, x = 'y';
+		struct iovec l = {.iov_base = &x, .iov_len = 1};
+		struct iovec r = {.iov_base = m + 20 * TPAGE + 3, .iov_len = 1};
+
+		close(sv[0]);
+		if (read(sv[1], &go, 1) != 1 || process_vm_writev(getppid(), &l, 1, &r, 1, 0) != 1)
+			_exit(1);
+		_exit(write(sv[1], &go, 1) == 1 ? 0 : 1);
+	}
+	close(sv[1]);
+	assert_int_equal(samepage_wait_scans(4, ET_PATIENCE_MS), 0);
+	assert_int_equal(write(sv[0], "g", 1), 1);
+	assert_int_equal(read(sv[0], buf, 1), 1);
+	n = scans_until_sharing(--sharing, 8 + 2);
+	print_message("another process's write seen after %d scans\n", n);
+	assert_true(n >= 0);
+	assert_int_equal(m[20 * TPAGE + 3], 'y');
+	{
+		int st;
+
+		assert_int_equal(waitpid(child, &st, 0), child);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	for (size_t i = 0; i < NP; i++)
+		if (i != 5 && i != 8 && i != 20)
+			assert_true(t_check(m + i * TPAGE, (uint32_t)(i % NCONT) + 1));
+	assert_true(t_check(m + 8 * TPAGE, 777));
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	assert_int_equal(samepage_munmap(m, NP * TPAGE), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_zero_write_to_merged_page),
 		cmocka_unit_test(test_unregister_then_dontneed),
 		cmocka_unit_test(test_unregister_part),
+		cmocka_unit_test(test_writes_after_settling),
 	};
 	int rc = et_start();
 

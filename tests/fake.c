@@ -59,6 +59,7 @@ static int fake_query(struct sp_mem *b, uintptr_t addr, size_t n, uint8_t *flags
 	struct sp_fake *f = F(b);
 	size_t i, p = index_of(f, addr);
 
+	f->n_queried += n;
 	for (i = 0; i < n; i++) {
 		flags[i] = 0;
 		if (!f->absent[p + i])
@@ -251,6 +252,11 @@ static uint64_t fake_now_ns(struct sp_host *h)
 	return f->clock_ns;
 }
 
+static uint64_t fake_writes(struct sp_mem *b)
+{
+	return F(b)->writes;
+}
+
 static const struct sp_mem_ops fake_mem_ops = {
 	.read = fake_read,
 	.query = fake_query,
@@ -264,6 +270,7 @@ static const struct sp_mem_ops fake_mem_ops = {
 	.restore = fake_restore,
 	.map_budget = fake_map_budget,
 	.node = fake_node,
+	.writes = fake_writes,
 };
 
 static const struct sp_host_ops fake_host_ops = {
@@ -331,6 +338,8 @@ void sp_fake_write(struct sp_fake *f, size_t page, size_t off, const void *data,
 {
 	if (f->frozen[page])
 		f->n_write_while_frozen++;
+	if (!f->foreign)
+		f->writes++;
 	make_private(f, page);
 	memcpy(f->mem + page * PAGE + off, data, len);
 }

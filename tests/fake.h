@@ -39,7 +39,13 @@ struct sp_fake {
 	uintptr_t late_addr[64];
 	uint32_t late_n[64];
 	size_t nlate;
+	/* page faults of the application (ops->writes): every sp_fake_write
+	 * and tc_read_all count one, unless foreign is set (a write by
+	 * another process, which the kernel counts to that process) */
+	uint64_t writes;
+	int foreign;
 	/* statistics for assertions */
+	uint64_t n_queried; /* pages asked about by query()        */
 	uint64_t n_freeze, n_thaw, n_remap, n_zap, n_frozen_now, n_write_while_frozen, n_wake_blocked, n_joins;
 	uint64_t store_pages_used;
 	int *node_of;	    /* optional (malloc'd): NUMA node of each page */

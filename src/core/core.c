@@ -37,6 +37,7 @@ void sp_core_destroy(struct sp_core *c)
 	free(c->buf);
 	free(c->spaces);
 	free(c->space_remapped);
+	free(c->trust);
 	sp_rmap_destroy(&c->rmap);
 	if (c->stable.nodes)
 		sp_stable_destroy(&c->stable);
@@ -48,12 +49,15 @@ void sp_core_destroy(struct sp_core *c)
 int sp_core_add_space(struct sp_core *c, struct sp_mem *m)
 {
 	struct sp_mem **ns;
+	struct sp_trust *nt;
 	uint8_t *nr;
 	uint32_t i;
 
+	c->changes++;
 	for (i = 0; i < c->nspaces; i++) /* reuse the index of a dropped space */
 		if (!c->spaces[i]) {
 			c->spaces[i] = m;
+			memset(&c->trust[i], 0, sizeof(c->trust[i]));
 			return (int)i;
 		}
 	if (c->nspaces >= INT32_MAX)
@@ -66,6 +70,11 @@ int sp_core_add_space(struct sp_core *c, struct sp_mem *m)
 	if (!nr)
 		return -ENOMEM;
 	c->space_remapped = nr;
+	nt = realloc(c->trust, (c->nspaces + 1) * sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	c->trust = nt;
+	memset(&c->trust[c->nspaces], 0, sizeof(*nt));
 	c->spaces[c->nspaces] = m;
 	c->space_remapped[c->nspaces] = 0;
 	return (int)c->nspaces++;

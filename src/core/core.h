@@ -64,11 +64,30 @@ struct sp_mapcount {
 			  * count them all when it ends */
 };
 
+/* Per address space: may merged pages go unqueried (scan.c, "trust")? */
+struct sp_trust {
+	uint64_t writes;      /* ops->writes() when trust was established     */
+	uint64_t scan_writes; /* ops->writes() when this full scan began      */
+	uint8_t trusted;      /* every merged page's record was true at writes */
+	uint8_t scan_clean;   /* this full scan began with scan_writes and has
+			       * seen no change since                      */
+};
+
+/* A merged page is queried at least every SP_VERIFY_SCANS full scans even
+ * while trusted: writes that ops->writes() cannot count (another process's)
+ * are seen that late at worst, as smart_scan sees a skipped page's. */
+#define SP_VERIFY_SCANS 8
+
 struct sp_core {
 	struct sp_host *host;	 /* store and clocks                        */
 	struct sp_mem **spaces;	 /* address spaces by index (NULL: removed) */
 	uint32_t nspaces;	 /* indices handed out                      */
 	uint8_t *space_remapped; /* per space: remapped in this batch       */
+	struct sp_trust *trust;	 /* per space (scan.c)                      */
+	uint64_t changes;	 /* mapping changes the core made (merges,
+				  * unmerges, ranges): any ends all trust  */
+	uint64_t trust_changes;	 /* changes when trust was established      */
+	uint64_t scan_changes;	 /* changes when this full scan began       */
 	struct sp_knobs knobs;
 	struct sp_rmap rmap;	     /* regions and per-page items        */
 	struct sp_stable stable;     /* store pages and their index       */

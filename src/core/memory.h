@@ -92,6 +92,15 @@ struct sp_mem_ops {
 	long (*map_budget)(struct sp_mem *m);
 	/* NUMA node of each page (-1 unknown). May be NULL: node 0. */
 	int (*node)(struct sp_mem *m, uintptr_t addr, size_t n, int *nodes);
+	/* A count that grows with every event of the address space's own
+	 * threads that can change what query() says of a page the core did
+	 * not change itself: every page fault its threads take (a write that
+	 * breaks a merge's copy-on-write is one, also when a system call
+	 * writes), every MADV_DONTNEED the backend saw. Writes by other
+	 * processes (process_vm_writev, ptrace) need not count. While it
+	 * stays the same, smart_scan leaves merged pages unqueried between
+	 * periodic checks (scan.c). May be NULL: every visit queries. */
+	uint64_t (*writes)(struct sp_mem *m);
 };
 
 struct sp_mem {

@@ -51,6 +51,7 @@ static int remap(struct sp_core *c, uint32_t region, uintptr_t addr, size_t n, u
 
 	c->remapped = 1;
 	c->space_remapped[space] = 1;
+	c->changes++; /* ends trust (scan.c) */
 	return m->ops->remap(m, addr, n, pg, joins);
 }
 
@@ -351,6 +352,7 @@ static void merge_zero(struct sp_core *c, struct sp_run *r)
 		uintptr_t a = addr + ((uintptr_t)k << SP_PAGE_SHIFT);
 
 		j = span(ok, k, r->n);
+		c->changes++; /* ends trust (scan.c) */
 		if (!ok[k] || m->ops->zap(m, a, j - k)) {
 			thaw(m, a, j - k);
 			not_merged(c, r, k, j);

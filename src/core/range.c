@@ -55,6 +55,7 @@ int sp_core_add_range(struct sp_core *c, uint32_t space, uintptr_t start, uint64
 			continue;
 		}
 		c->mapcount.stale = 1;
+		c->changes++; /* ends trust (scan.c) */
 		pos = sp_rmap_add(&c->rmap, space, a, (gap_end - a) >> SP_PAGE_SHIFT);
 		if (pos < 0)
 			return pos;

@@ -30,6 +30,8 @@ enum {
 	SP_IT_ZERO = 1 << 5,	 /* dropped to the kernel's zero page            */
 	SP_IT_PARKED = 1 << 6,	 /* with SP_IT_UNSTABLE: skipped by smart_scan,
 				  * indexed by its last hash, not counted     */
+	SP_IT_ABSENT = 1 << 7,	 /* with SP_IT_STABLE: not present at its last
+				  * query (store page not faulted in)          */
 };
 
 struct sp_item {

@@ -7,8 +7,10 @@
  * read of the pages that need hashing, one XXH3 pass per page. Then each page
  * is classified, in the kernel's order:
  *
- *   1. already merged and still mapping its store page: nothing to do;
- *      merged but written since (copy-on-write broken): drop the sharer;
+ *   1. already merged and still mapping its store page: nothing to do
+ *      (with smart_scan, known without a query while the process took no
+ *      page fault: "Trust" below); merged but written since (copy-on-write
+ *      broken): drop the sharer;
  *   2. smart_scan: a page that stayed unmerged for a while is skipped on
  *      some visits (1, 2, 4 then 8 of them as it ages);
  *   3. changed since the previous visit: volatile, remember the new hash;
@@ -314,6 +316,124 @@ static int smart_skip(struct sp_core *c, uint32_t id, struct sp_item *it)
 	return 1;
 }
 
+/* Trust: leaving merged pages unqueried.
+ *
+ * In settled memory nearly every page is merged, and a merged page's visit
+ * is nothing but the query that it still maps its store page. With one
+ * store mapping per merged page (twins at random places), that query walks
+ * one kernel mapping per page, which cost as much as ksmd's whole visit.
+ * A merged page stops mapping its store page only through something the
+ * core does itself (counted in c->changes) or through its process: a write
+ * (copy-on-write) is a page fault of one of its threads, a system call
+ * writing into it too, and MADV_DONTNEED is seen by the backend; all of
+ * them grow ops->writes(). So, with smart_scan:
+ *
+ *   - a full scan that began and ended with the same writes() and no change
+ *     by the core, every batch of it queried or trusted, leaves every merged
+ *     page's record true: the space is trusted from then on;
+ *   - a trusted space's merged pages keep their record without a query
+ *     while writes() and c->changes stay as they were when trust began; a
+ *     batch seeing either moved queries all its pages, and the space needs
+ *     a clean full scan again;
+ *   - even trusted, a merged page is queried every SP_VERIFY_SCANS full
+ *     scans (by groups of SP_BATCH_MAX ids, spread over the scans), for
+ *     writers writes() does not count: another process's process_vm_writev
+ *     or ptrace, seen that late at worst.
+ * A write that lands between the writes() read and the batch's use of it
+ * is seen at the next full scan: its count is read at the scan's end. */
+static void trust_scan_start(struct sp_core *c)
+{
+	c->scan_changes = c->changes;
+	for (uint32_t s = 0; s < c->nspaces; s++) {
+		struct sp_mem *m = c->spaces[s];
+		struct sp_trust *t = &c->trust[s];
+
+		t->scan_clean = m && m->ops->writes && c->knobs.smart_scan;
+		if (t->scan_clean)
+			t->scan_writes = m->ops->writes(m);
+	}
+}
+
+static void trust_scan_end(struct sp_core *c)
+{
+	for (uint32_t s = 0; s < c->nspaces; s++) {
+		struct sp_mem *m = c->spaces[s];
+		struct sp_trust *t = &c->trust[s];
+		uint64_t w;
+
+		t->trusted = 0;
+		if (!t->scan_clean || !m || !m->ops->writes || !c->knobs.smart_scan || c->changes != c->scan_changes)
+			continue;
+		w = m->ops->writes(m);
+		if (w != t->scan_writes)
+			continue;
+		t->trusted = 1;
+		t->writes = w;
+	}
+	c->trust_changes = c->scan_changes;
+}
+
+/* May merged pages of space s go unqueried in the batch about to start? */
+static int trusted(struct sp_core *c, uint32_t s, struct sp_mem *m)
+{
+	struct sp_trust *t = &c->trust[s];
+	uint64_t w;
+
+	if (!t->scan_clean && !t->trusted)
+		return 0;
+	if (!m->ops->writes || !c->knobs.smart_scan || c->changes != c->scan_changes) {
+		t->scan_clean = t->trusted = 0;
+		return 0;
+	}
+	w = m->ops->writes(m);
+	if (w != t->scan_writes)
+		t->scan_clean = 0;
+	if (t->trusted && (w != t->writes || c->changes != c->trust_changes))
+		t->trusted = 0;
+	return t->trusted;
+}
+
+/* Is the merged page id due for its periodic query in this full scan? */
+static int verify_due(const struct sp_core *c, uint32_t id)
+{
+	return ((id / SP_BATCH_MAX) + c->seq) % SP_VERIFY_SCANS == 0;
+}
+
+/* Fills c->flags[0..n) for the batch at addr: queried, except the merged
+ * pages a trusted space keeps as recorded (outside the queried span). */
+static int query_batch(struct sp_core *c, struct sp_mem *m, uint32_t s, uintptr_t addr, uint32_t id0, uint32_t n)
+{
+	uint32_t lo = n, hi = 0, i;
+
+	if (c->trust[s].scan_clean || c->trust[s].trusted) {
+		for (i = 0; i < n; i++) {
+			const struct sp_item *it = sp_rmap_item(&c->rmap, id0 + i);
+
+			if ((it->flags & (SP_IT_STABLE | SP_IT_ZERO)) && !verify_due(c, id0 + i))
+				continue;
+			if (i < lo)
+				lo = i;
+			hi = i + 1;
+		}
+	}
+	/* writes() is read only when it may save a query */
+	if ((lo == 0 && hi == n) || !trusted(c, s, m))
+		return m->ops->query(m, addr, n, c->flags);
+	for (i = 0; i < n; i++) {
+		const struct sp_item *it = sp_rmap_item(&c->rmap, id0 + i);
+
+		if (i >= lo && i < hi)
+			continue;
+		/* as last queried: still mapping its store page (present
+		 * or not), or the zero page */
+		c->flags[i] =
+			(it->flags & SP_IT_STABLE) && !(it->flags & SP_IT_ABSENT) ? SP_PG_PRESENT | SP_PG_FILE : 0;
+	}
+	if (lo >= hi)
+		return 0;
+	return m->ops->query(m, addr + ((uintptr_t)lo << SP_PAGE_SHIFT), hi - lo, c->flags + lo);
+}
+
 /* One batch: pages [p0, p0 + n) of region r. Returns pages scanned; *used
  * gets how many pages of the batch were dealt with. When merging runs late
  * (deadline_ns passed) the batch ends early and the rest of it is put back
@@ -329,7 +449,7 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 	struct sp_run run = {.kind = SP_RUN_NONE, .region = r, .id0 = id0, .addr0 = addr};
 
 	*used = n;
-	if (m->ops->query(m, addr, n, c->flags))
+	if (query_batch(c, m, reg->space, addr, id0, n))
 		return 0;
 	for (i = 0; i < n; i++) {
 		struct sp_item *it = sp_rmap_item(&c->rmap, id0 + i);
@@ -351,6 +471,7 @@ static uint32_t scan_batch(struct sp_core *c, uint32_t r, uint64_t p0, uint32_t 
 			if (!present || (f & SP_PG_FILE)) {
 				/* still mapping its store page (or not
 				 * faulted in yet, which maps it too) */
+				it->flags = (uint8_t)(present ? it->flags & ~SP_IT_ABSENT : it->flags | SP_IT_ABSENT);
 				counted[i] = (uint8_t)present;
 				scanned += present;
 				continue;
@@ -418,6 +539,7 @@ static void end_full_scan(struct sp_core *c)
 {
 	sp_core_advisor_stop(c);
 	c->cnt.full_scans++;
+	trust_scan_end(c);
 	c->seq++;
 	c->cnt.mappings = sp_core_count_done(c);
 	sp_unstable_reset(&c->unstable, c->rmap.tracked);
@@ -464,8 +586,10 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 			c->cur_page = 0;
 			continue;
 		}
-		if (c->cur_region == 0 && c->cur_page == 0)
+		if (c->cur_region == 0 && c->cur_page == 0) {
 			sp_core_advisor_start(c);
+			trust_scan_start(c);
+		}
 		left = reg->npages - c->cur_page;
 		n = left < SP_BATCH_MAX ? (uint32_t)left : SP_BATCH_MAX;
 		if (deadline_ns) {

@@ -69,6 +69,7 @@ static void anon_part(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n, v
 	for (uint64_t i = off; i < off + n; i++)
 		if (c->rmap.items[reg->first_id + i].flags & SP_IT_FILEMAP) {
 			c->mapcount.stale = 1;
+			c->changes++; /* ends trust (scan.c) */
 			merges_ended(c, r, i, 1);
 		}
 }
@@ -88,6 +89,7 @@ static void undone_part(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n,
 
 		if (it->flags & SP_IT_STABLE) {
 			c->mapcount.stale = 1;
+			c->changes++; /* ends trust (scan.c) */
 			sp_merge_drop_sharer(c, it);
 		}
 	}
@@ -139,6 +141,7 @@ static void filemap_part(struct sp_core *c, uint32_t r, uint64_t off, uint64_t n
 			for (uint64_t k = i; k < j; k++)
 				if (done[k - i]) {
 					c->mapcount.stale = 1;
+					c->changes++; /* ends trust (scan.c) */
 					merges_ended(c, r, k, 1);
 				}
 		i = j;
@@ -214,6 +217,7 @@ int sp_core_remove_range(struct sp_core *c, uint32_t space, uintptr_t start, uin
 		off = (lo - gs) >> SP_PAGE_SHIFT;
 		n = (hi - lo) >> SP_PAGE_SHIFT;
 		c->mapcount.stale = 1;
+		c->changes++; /* ends trust (scan.c) */
 		err = for_runs(c, r, off, n, SP_IT_FILEMAP, sp_core_mem(c, r)->ops->restore);
 		if (err)
 			return err;
@@ -235,6 +239,7 @@ void sp_core_drop_space(struct sp_core *c, uint32_t space)
 	if (space >= c->nspaces)
 		return;
 	c->mapcount.stale = 1;
+	c->changes++; /* ends trust (scan.c) */
 	while (r < c->rmap.nregions) {
 		const struct sp_region *g = &c->rmap.regions[r];
 
@@ -262,6 +267,7 @@ int sp_core_unmerge_all(struct sp_core *c)
 	int err;
 
 	c->mapcount.stale = 1;
+	c->changes++; /* ends trust (scan.c) */
 	for (r = 0; r < c->rmap.nregions; r++) {
 		/* every page in a store mapping (merged, or merged once and
 		 * written since) and every zero page becomes plain memory */

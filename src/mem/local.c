@@ -64,6 +64,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -345,6 +346,8 @@ static void drain(struct sp_local *l)
 			const struct uffd_msg *m = &msg[i];
 			uintptr_t a;
 
+			/* before it is acted on: local_writes() */
+			__atomic_add_fetch(&ev->messages, 1, __ATOMIC_SEQ_CST);
 			if (m->event == UFFD_EVENT_REMOVE) {
 				record_removed(l, (uintptr_t)m->arg.remove.start, (uintptr_t)m->arg.remove.end);
 				continue;
@@ -744,6 +747,24 @@ static long local_map_budget(struct sp_mem *b)
 	return sp_budget_left(&L(b)->budget);
 }
 
+/* Page faults of this process's threads (a write breaking a merge's
+ * copy-on-write takes one, from user space or inside a system call; the
+ * kernel counts it once the new page is mapped), plus the userfaultfd
+ * messages read (MADV_DONTNEED, faults on dropped store pages). */
+static uint64_t local_writes(struct sp_mem *b)
+{
+	struct rusage ru;
+	uint64_t n = __atomic_load_n(&L(b)->ev.messages, __ATOMIC_SEQ_CST);
+
+	if (getrusage(RUSAGE_SELF, &ru)) {
+		static uint64_t failed;
+
+		/* never the same answer twice: nothing is trusted */
+		return (1ull << 63) + __atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
+	}
+	return n + (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
 static const struct sp_mem_ops local_mem_ops = {
 	.read = local_read,
 	.read2 = local_read2,
@@ -757,6 +778,7 @@ static const struct sp_mem_ops local_mem_ops = {
 	.restore = local_restore,
 	.map_budget = local_map_budget,
 	.node = local_node,
+	.writes = local_writes,
 };
 
 static const struct sp_host_ops local_host_ops = {

@@ -114,7 +114,8 @@ struct sp_events {
 	size_t nconverted, converted_cap;
 	uintptr_t *blocked; /* writers blocked on frozen pages, to wake */
 	size_t nblocked, blocked_cap;
-	int work; /* removed or converted is not empty (read without the lock) */
+	int work;	   /* removed or converted is not empty (read without the lock) */
+	uint64_t messages; /* messages read, ever (read without the lock) */
 };
 
 struct sp_local {
