@@ -101,7 +101,9 @@ struct sp_core {
 	uint8_t seq;	     /* full_scans, low bits: unstable gen */
 
 	uint64_t last_prune_ns;
+	uint32_t prune_next; /* next stable node of a prune pass, 0: none under way */
 	struct sp_mapcount mapcount;
+	struct sp_mapcount recount; /* a walk over every page, a slice per call (mapcount.c) */
 	/* optional: reads and hashes a batch with several threads, each
 	 * calling sp_core_read_hash on disjoint ranges (the engine's pool) */
 	void (*parallel)(void *ctx, struct sp_core *c, struct sp_mem *m, uintptr_t addr, uint32_t n, uint8_t *need);
@@ -196,6 +198,9 @@ uint64_t sp_core_count_mappings(const struct sp_core *c);
  * with a page already passed is seen by the next scan's count. */
 void sp_core_count_behind(struct sp_core *c, uint32_t r, uint64_t from, uint64_t to);
 uint64_t sp_core_count_done(struct sp_core *c);
+/* Goes on with a walk over every page that a scan with stale counts asked
+ * for, up to `pages` pages; at its end the count becomes cnt.mappings. */
+void sp_core_recount_step(struct sp_core *c, uint64_t pages);
 
 /* bytes of engine metadata right now */
 uint64_t sp_core_metadata_bytes(const struct sp_core *c);

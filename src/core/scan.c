@@ -546,14 +546,21 @@ static void end_full_scan(struct sp_core *c)
 	c->recount_wanted = 1; /* the engine recounts mappings outside its lock */
 }
 
+#define RECOUNT_STEP 32768 /* pages of a full mapping count a call walks */
+#define PRUNE_STEP   8192  /* stable nodes a call looks at: tens of microseconds */
+
+/* Every stable_node_chains_prune_millisecs a pass over the stable nodes
+ * starts, taken PRUNE_STEP nodes per call. */
 static void maybe_prune(struct sp_core *c, uint64_t now)
 {
 	uint64_t period = (uint64_t)c->knobs.stable_node_chains_prune_millisecs * 1000000ull;
 
-	if (now - c->last_prune_ns < period)
-		return;
-	c->last_prune_ns = now;
-	sp_stable_prune(&c->stable);
+	if (!c->prune_next) {
+		if (now - c->last_prune_ns < period)
+			return;
+		c->last_prune_ns = now;
+	}
+	sp_stable_prune(&c->stable, &c->prune_next, PRUNE_STEP);
 }
 
 uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_ns)
@@ -567,6 +574,7 @@ uint64_t sp_core_scan(struct sp_core *c, uint64_t max_pages, uint64_t deadline_n
 	if (deadline_ns > t0)
 		deadline_ns -= (deadline_ns - t0) / 16;
 	maybe_prune(c, t0);
+	sp_core_recount_step(c, RECOUNT_STEP);
 	c->slow_page_ns -= c->slow_page_ns / 16; /* forget slow pages slowly */
 	while (scanned < max_pages && c->rmap.nregions) {
 		const struct sp_region *reg;

@@ -48,6 +48,10 @@ struct sp_stable {
 	uint32_t n, cap, free_head;
 	uint32_t *buckets;
 	uint32_t mask;
+	/* Growing: the table being left, and how many of its buckets were
+	 * moved to `buckets` already (NULL when not growing). See stable.c. */
+	uint32_t *old;
+	uint32_t old_mask, moved;
 	uint64_t groups;  /* entries in the index               */
 	uint64_t pages;	  /* pages_shared                       */
 	uint64_t sharers; /* sum of sharers                     */
@@ -58,7 +62,8 @@ struct sp_stable {
 int sp_stable_init(struct sp_stable *st);
 void sp_stable_destroy(struct sp_stable *st);
 
-/* Groups with this hash: first, then next after `after`. SP_NONE at end. */
+/* Groups with this hash: first, then next after `after`. SP_NONE at end.
+ * The index must not change between the two. */
 uint32_t sp_stable_first(const struct sp_stable *st, uint64_t hash);
 uint32_t sp_stable_next(const struct sp_stable *st, uint32_t after, uint64_t hash);
 
@@ -91,19 +96,33 @@ uint32_t sp_stable_discard(struct sp_stable *st, uint32_t id);
 /* Marks every node pinned (fork). */
 void sp_stable_pin_all(struct sp_stable *st);
 
-/* Chains left with a single dup become a plain node again. Returns the
- * number of chains collapsed. */
-uint64_t sp_stable_prune(struct sp_stable *st);
+/* Chains left with a single dup become a plain node again, for nodes
+ * [*from, *from + count): a pass over every node is taken in steps (a
+ * pass over 131 thousand nodes took 1.3 ms). *from moves on, to 0 when
+ * the pass is done (at once with no chains). Returns the number of chains
+ * collapsed. */
+uint64_t sp_stable_prune(struct sp_stable *st, uint32_t *from, uint32_t count);
 
 /* Forgets everything (run=2); calls release(pg) for each unpinned page. */
 void sp_stable_clear(struct sp_stable *st, void (*release)(void *ctx, uint32_t pg), void *ctx);
 
 uint64_t sp_stable_bytes(const struct sp_stable *st);
 
+/* The index bucket of hash: in the old table while growing, until it was
+ * moved (stable.c). */
+static inline uint32_t *sp_stable_bucket(const struct sp_stable *st, uint64_t hash)
+{
+	uint32_t k = (uint32_t)(hash ^ (hash >> 29));
+
+	if (st->old && (k & st->old_mask) >= st->moved)
+		return &st->old[k & st->old_mask];
+	return &st->buckets[k & st->mask];
+}
+
 /* Starts loading the index bucket of hash into the cache. */
 static inline void sp_stable_prefetch(const struct sp_stable *st, uint64_t hash)
 {
-	__builtin_prefetch(&st->buckets[(uint32_t)(hash ^ (hash >> 29)) & st->mask]);
+	__builtin_prefetch(sp_stable_bucket(st, hash));
 }
 
 #endif /* SP_STABLE_H */

@@ -27,9 +27,10 @@ struct sp_pool {
 	uintptr_t addr;
 	uint32_t n, nchunks;
 	uint8_t *need;
-	uint64_t ticket; /* gen << 32 | next chunk */
-	uint32_t done;	 /* chunks finished */
-	uint64_t cpu_ns; /* CPU time the helpers spent working */
+	uint64_t ticket;  /* gen << 32 | next chunk */
+	uint32_t done;	  /* chunks finished (a futex) */
+	uint32_t waiting; /* the scanner sleeps on done */
+	uint64_t cpu_ns;  /* CPU time the helpers spent working */
 };
 
 /* Starts nthreads helpers (at nice 5, or SCHED_IDLE). 0 or -errno. */
