@@ -70,12 +70,19 @@ long sp_budget_left(const struct sp_budget *bg)
 /* A count reads all of /proc/self/maps (tens of milliseconds with a few
  * hundred thousand mappings), so it is done when it matters: when the
  * pessimistic estimate says less than a quarter of the budget is left, and
- * otherwise every 10 s to give back what coalescing saved. */
+ * otherwise every 10 s to give back what coalescing saved. With nothing
+ * left, also when the engine added nothing since the last count: the
+ * application's own mappings took the budget, and it may have unmapped
+ * them since (without this, merging stopped for good). */
 int sp_budget_due(const struct sp_budget *bg, uint64_t now_ns)
 {
 	uint64_t since = now_ns - bg->counted_at_ns;
 
-	if (!bg->added || since < RECOUNT_NS)
+	if (since < RECOUNT_NS)
+		return 0;
+	if (sp_budget_left(bg) <= 0)
+		return 1;
+	if (!bg->added)
 		return 0;
 	return sp_budget_left(bg) < bg->max_map_count / 4 || since >= 10000000000ull;
 }
