@@ -292,17 +292,22 @@ void t_diff_layout(uint32_t *tags)
 		tags[n++] = 0;
 	for (size_t i = 0; i < T_DIFF_NUNIQUE; i++)
 		tags[n++] = 100 + (uint32_t)i;
-	for (size_t i = T_DIFF_NPAGES - 1; i > 0; i--) {
+	t_shuffle(tags, T_DIFF_NPAGES, &s);
+}
+
+void t_shuffle(uint32_t *a, size_t n, uint64_t *seed)
+{
+	for (size_t i = n ? n - 1 : 0; i > 0; i--) {
 		size_t j;
 		uint32_t t;
 
-		s ^= s << 13;
-		s ^= s >> 7;
-		s ^= s << 17;
-		j = s % (i + 1);
-		t = tags[i];
-		tags[i] = tags[j];
-		tags[j] = t;
+		*seed ^= *seed << 13;
+		*seed ^= *seed >> 7;
+		*seed ^= *seed << 17;
+		j = *seed % (i + 1);
+		t = a[i];
+		a[i] = a[j];
+		a[j] = t;
 	}
 }
 

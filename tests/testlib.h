@@ -36,6 +36,8 @@ long t_ksm_get(const char *knob);
 #define T_DIFF_NUNIQUE 400
 #define T_DIFF_NPAGES  (1000 + 300 + 257 + 256 + 2 + T_DIFF_NZERO + T_DIFF_NUNIQUE)
 void t_diff_layout(uint32_t *tags);
+/* Shuffles a[0..n) in place (Fisher-Yates, xorshift64 from *seed). */
+void t_shuffle(uint32_t *a, size_t n, uint64_t *seed);
 
 /* The kernel's KSM counters the differential tests compare. */
 struct t_ksm_counters {

@@ -9,6 +9,7 @@
  * contents stay exact throughout.
  */
 #include "coretest.h"
+#include "testlib.h"
 
 static int store_page_is_zero(struct tcore *t, uint64_t pg)
 {
@@ -133,18 +134,7 @@ static void twins_settled(struct tcore *t)
 	t->c.knobs.smart_scan = 1;
 	for (size_t i = 0; i < TW_N; i++)
 		tag[i] = 1 + (uint32_t)(i / 2);
-	for (size_t i = TW_N - 1; i > 0; i--) {
-		size_t j;
-		uint32_t x;
-
-		s ^= s << 13;
-		s ^= s >> 7;
-		s ^= s << 17;
-		j = s % (i + 1);
-		x = tag[i];
-		tag[i] = tag[j];
-		tag[j] = x;
-	}
+	t_shuffle(tag, TW_N, &s);
 	for (size_t i = 0; i < TW_N; i++)
 		tc_fill(t, i, tag[i]);
 	tc_track(t, 0, TW_N);
